@@ -1,0 +1,143 @@
+"""Small, shared Kafka plumbing on aiokafka: topic creation, a producer, a consumer loop.
+
+The consumer loop is the one place that decides what happens to a record: it decodes it,
+runs the handler inside a span joined to the producer's trace, dead-letters what cannot
+be decoded (with the reason), and commits offsets only after the handler returned, so
+delivery is at-least-once and handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from opentelemetry import trace
+from pydantic import BaseModel
+
+from shared.codec import UndecodableEvent, decode, encode, message_key
+from shared.telemetry import context_from_headers
+from shared.topics import ALL_TOPICS, Topic
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("shared.kafka")
+EventT = TypeVar("EventT", bound=BaseModel)
+
+# Tansu makes a consumer-group join wait about half the session timeout; these keep joins
+# quick in dev and are ordinary values for Apache Kafka too.
+CONSUMER_GROUP_TIMEOUTS = {
+    "session_timeout_ms": 10_000,
+    "heartbeat_interval_ms": 1_000,
+    "rebalance_timeout_ms": 5_000,
+}
+
+
+async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> None:
+    """Create each topic with its partition count unless it exists already."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=t.name,
+                num_partitions=t.partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if t.compacted else {},
+            )
+            for t in topics
+            if t.name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process created it between our list and create
+    finally:
+        await admin.close()
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, event: BaseModel) -> None:
+    """Send one event and wait for the broker's acknowledgement."""
+    await producer.send_and_wait(topic, encode(event), key=message_key(event))
+
+
+PoisonHandler = Callable[[ConsumerRecord, str], Awaitable[None]]
+
+
+async def consume(
+    *,
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    model: type[EventT],
+    handle: Callable[[EventT], Awaitable[None]],
+    on_poison: PoisonHandler,
+    stopping: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Consume `topic` until `stopping` is set; see the module docstring for the rules."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        **CONSUMER_GROUP_TIMEOUTS,
+    )
+    await consumer.start()
+    if on_ready:
+        on_ready()
+    try:
+        while not stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=200)
+            for records in batches.values():
+                for record in records:
+                    await _process(record, topic, group_id, model, handle, on_poison)
+            if batches:
+                await consumer.commit()
+    except KafkaError:
+        log.exception("consumer of %s stopped on a broker error", topic)
+        raise
+    finally:
+        await consumer.stop()
+
+
+async def _process(
+    record: ConsumerRecord,
+    topic: str,
+    group_id: str,
+    model: type[EventT],
+    handle: Callable[[EventT], Awaitable[None]],
+    on_poison: PoisonHandler,
+) -> None:
+    parent = context_from_headers(record.headers)
+    with tracer.start_as_current_span(
+        f"{topic} process",
+        context=parent,
+        kind=trace.SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.consumer.group.name": group_id,
+        },
+    ) as span:
+        try:
+            event = decode(record.value, model)
+        except UndecodableEvent as error:
+            span.set_attribute("error.type", "UndecodableEvent")
+            await on_poison(record, str(error))
+            return
+        await handle(event)

@@ -1,0 +1,64 @@
+"""What every HTTP service does the same way: keep its Kafka consumers running, and say
+whether it is healthy and ready."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Readiness:
+    """What `/readyz` reports: every named part must be ready."""
+
+    parts: dict[str, bool] = field(default_factory=dict)
+
+    def set(self, part: str, ready: bool) -> None:
+        self.parts[part] = ready
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.parts) and all(self.parts.values())
+
+
+class Supervisor:
+    """Runs long-lived loops (consumers, relays) and restarts one that fails, after a pause.
+
+    A consumer that died on a broker or database error has not committed what it was
+    handling, so restarting it re-reads those records: at-least-once, never lost.
+    """
+
+    def __init__(self, readiness: Readiness, restart_delay_s: float = 2.0) -> None:
+        self.readiness = readiness
+        self.restart_delay_s = restart_delay_s
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def run(self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        self.readiness.set(name, False)
+        self._tasks.append(asyncio.create_task(self._keep_running(name, loop), name=name))
+
+    async def _keep_running(self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        while not self.stopping.is_set():
+            try:
+                await loop(self.stopping)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; restarting in %.0fs", name, self.restart_delay_s)
+            self.readiness.set(name, False)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.restart_delay_s)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        self.stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+        self._tasks.clear()

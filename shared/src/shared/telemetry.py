@@ -1,0 +1,117 @@
+"""OpenTelemetry start-up for a service, and trace context carried in Kafka headers.
+
+The embedded default writes spans as JSON lines under `<data_dir>/traces/`, one file per
+process, which the demo and the ops view read; production sets
+`OTEL_EXPORTER_OTLP_ENDPOINT` and spans go to the collector as well. Trace context
+crosses Kafka in the W3C `traceparent` header: the aiokafka instrumentation writes it on
+send (the only injector), and consumers read it with `context_from_headers`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+KafkaHeaders = Sequence[tuple[str, bytes]]
+_configured: TracerProvider | None = None
+
+
+def _span_as_json_line(span: ReadableSpan) -> str:
+    return span.to_json(indent=None) + os.linesep
+
+
+def setup_tracing(service_name: str, data_dir: Path | None, *, to_file: bool = True) -> TracerProvider:
+    """Install the tracer provider for this process (once) and instrument aiokafka."""
+    global _configured
+    if _configured is not None:
+        return _configured
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if to_file and data_dir is not None:
+        traces_dir = data_dir / "traces"
+        traces_dir.mkdir(parents=True, exist_ok=True)
+        sink = open(traces_dir / f"{service_name}-{os.getpid()}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        exporter = ConsoleSpanExporter(out=sink, formatter=_span_as_json_line)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+
+    instrumentor = AIOKafkaInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=provider)
+    _configured = provider
+    return provider
+
+
+def shutdown_tracing() -> None:
+    global _configured
+    if _configured is not None:
+        _configured.force_flush()
+        _configured.shutdown()
+        _configured = None
+
+
+def context_from_headers(headers: KafkaHeaders | None) -> otel_context.Context:
+    """The trace context a producer put in a record's headers (empty if none)."""
+    carrier = {key: value.decode("latin-1") for key, value in headers or () if value is not None}
+    return propagate.extract(carrier)
+
+
+def headers_from_context(ctx: otel_context.Context | None = None) -> list[tuple[str, bytes]]:
+    """`traceparent` (and `tracestate`) for the given or current context, as Kafka headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=ctx)
+    return [(key, value.encode("latin-1")) for key, value in carrier.items()]
+
+
+def read_spans(traces_dir: Path) -> Iterable[dict[str, Any]]:
+    """Every span the processes of the embedded stack exported to the local store."""
+    for path in sorted(traces_dir.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                line = line.strip()
+                if line:
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a half-written last line from a process killed mid-export
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line, with the current trace and span ids for correlation."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        span_context = trace.get_current_span().get_span_context()
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if span_context.is_valid:
+            entry["trace_id"] = format(span_context.trace_id, "032x")
+            entry["span_id"] = format(span_context.span_id, "016x")
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
