@@ -25,7 +25,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection, _record):
             # WAL lets readers work while the consumer writes; synchronous=NORMAL is durable
             # across a process crash, which is the failure the embedded stack must survive.
             cursor = dbapi_connection.cursor()

@@ -99,7 +99,9 @@ class TaskChanged(Envelope):
     team: str
     policy_version: str
     due_by: date | None = None
-    actor: str = Field(description="Who made the change: an officer id, `policy` or `simulated-officer`")
+    actor: str = Field(
+        description="Who made the change: an officer id, `policy` or `simulated-officer`"
+    )
 
 
 class LetterSent(Envelope):

@@ -46,7 +46,9 @@ class SourceChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source_event_id: str = Field(
-        min_length=1, max_length=128, description="Unique within the sending system; redelivery-safe"
+        min_length=1,
+        max_length=128,
+        description="Unique within the sending system; redelivery-safe",
     )
     table: SourceTable
     op: Literal["upsert", "delete"] = "upsert"

@@ -9,6 +9,7 @@ delivery is at-least-once and handlers must be idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -53,10 +54,9 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) ->
             if t.name not in existing
         ]
         if wanted:
-            try:
+            # Another process may have created one between our list and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another process created it between our list and create
     finally:
         await admin.close()
 

@@ -43,7 +43,9 @@ class Supervisor:
         self.readiness.set(name, False)
         self._tasks.append(asyncio.create_task(self._keep_running(name, loop), name=name))
 
-    async def _keep_running(self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    async def _keep_running(
+        self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]
+    ) -> None:
         while not self.stopping.is_set():
             try:
                 await loop(self.stopping)

@@ -30,7 +30,9 @@ def _span_as_json_line(span: ReadableSpan) -> str:
     return span.to_json(indent=None) + os.linesep
 
 
-def setup_tracing(service_name: str, data_dir: Path | None, *, to_file: bool = True) -> TracerProvider:
+def setup_tracing(
+    service_name: str, data_dir: Path | None, *, to_file: bool = True
+) -> TracerProvider:
     """Install the tracer provider for this process (once) and instrument aiokafka."""
     global _configured
     if _configured is not None:

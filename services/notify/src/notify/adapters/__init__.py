@@ -1,0 +1,1 @@
+"""notify's ports to the outside world: database, PDF, vault, webhook, Kafka, letter channels."""

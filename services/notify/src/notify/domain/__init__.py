@@ -1,0 +1,1 @@
+"""Pure logic: what the letter says, our reference codes, and how readable the wording is."""

@@ -1,0 +1,100 @@
+"""Outreach reads scores (which may become tasks) and deliveries (which move tasks on)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from outreach.adapters.store import DeadLetter
+from outreach.domain.policy import Policy
+from outreach.handlers import handle_delivery, handle_score
+from shared.events import LetterSent, RiskScored
+from shared.kafka import consume
+from shared.topics import NOTIFY_DELIVERIES, RISK_SCORES
+
+Loop = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def _dead_letter(engine: Engine) -> Callable[[ConsumerRecord, str], Awaitable[None]]:
+    def store(record: ConsumerRecord, reason: str) -> None:
+        with Session(engine) as session:
+            session.add(
+                DeadLetter(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    reason=reason,
+                )
+            )
+            session.commit()
+
+    async def on_poison(record: ConsumerRecord, reason: str) -> None:
+        await asyncio.to_thread(store, record, reason)
+
+    return on_poison
+
+
+def scores_consumer(
+    engine: Engine,
+    bootstrap: str,
+    policy: Policy,
+    counters: dict[str, int],
+    wake_relay: asyncio.Event,
+    on_ready: Callable[[], None],
+) -> Loop:
+    async def handle(score: RiskScored) -> None:
+        action = await asyncio.to_thread(handle_score, engine, score, policy)
+        counters["scores_seen"] += 1
+        if action == "create":
+            wake_relay.set()
+
+    return _loop(
+        bootstrap, RISK_SCORES.name, "outreach-scores", RiskScored, handle, engine, on_ready
+    )
+
+
+def deliveries_consumer(
+    engine: Engine, bootstrap: str, wake_relay: asyncio.Event, on_ready: Callable[[], None]
+) -> Loop:
+    async def handle(delivery: LetterSent) -> None:
+        await asyncio.to_thread(handle_delivery, engine, delivery)
+        wake_relay.set()
+
+    return _loop(
+        bootstrap,
+        NOTIFY_DELIVERIES.name,
+        "outreach-deliveries",
+        LetterSent,
+        handle,
+        engine,
+        on_ready,
+    )
+
+
+def _loop(
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    model: Any,
+    handle: Callable[[Any], Awaitable[None]],
+    engine: Engine,
+    on_ready: Callable[[], None],
+) -> Loop:
+    async def run(stopping: asyncio.Event) -> None:
+        await consume(
+            bootstrap=bootstrap,
+            topic=topic,
+            group_id=group_id,
+            model=model,
+            handle=handle,
+            on_poison=_dead_letter(engine),
+            stopping=stopping,
+            on_ready=on_ready,
+        )
+
+    return run
