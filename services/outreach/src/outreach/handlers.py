@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from opentelemetry import trace
 from sqlalchemy.engine import Engine
@@ -79,20 +80,7 @@ def handle_score(engine: Engine, score: RiskScored, policy: Policy) -> str:
         reasons = [r.model_dump() for r in score.reasons]
         task: Task | None = None
         if decision.action == "create":
-            task = Task(
-                resident_key=score.resident_key,
-                models=[score.model],
-                reasons=reasons,
-                team=decision.team or "",
-                policy_version=policy.version,
-                age_band=score.age_band,
-                ward=score.ward,
-                traceparent=current_traceparent(),
-            )
-            session.add(task)
-            session.add(
-                outbox_entry(OUTREACH_TASKS.name, _task_event(task, "TaskCreated", "policy"))
-            )
+            task = _create_task(session, score, policy, decision.team or "", reasons)
         elif decision.action == "add_to_open_task":
             task = next(t for t in tasks if t.status in OPEN_STATUSES)
             task.models = [*task.models, score.model]
@@ -115,6 +103,28 @@ def handle_score(engine: Engine, score: RiskScored, policy: Policy) -> str:
             )
         session.commit()
         return decision.action
+
+
+def _create_task(
+    session: Session, score: RiskScored, policy: Policy, team: str, reasons: list[dict[str, Any]]
+) -> Task:
+    task = Task(
+        resident_key=score.resident_key,
+        models=[score.model],
+        reasons=reasons,
+        team=team,
+        policy_version=policy.version,
+        age_band=score.age_band,
+        ward=score.ward,
+    )
+    with tracer.start_as_current_span(
+        "task create",
+        attributes={"proactive.task_id": str(task.task_id), "proactive.model": score.model},
+    ):
+        task.traceparent = current_traceparent()
+        session.add(task)
+        session.add(outbox_entry(OUTREACH_TASKS.name, _task_event(task, "TaskCreated", "policy")))
+    return task
 
 
 def approve_task(engine: Engine, task_id: uuid.UUID, officer: str, policy: Policy) -> Task:

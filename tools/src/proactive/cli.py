@@ -1,0 +1,235 @@
+"""The `proactive` command: run the embedded stack, run a measured demo, make API keys,
+retrain the models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from proactive.broker import port_answers
+from proactive.simulate import (
+    SendResult,
+    approve_proposed,
+    batches,
+    read_stats,
+    send_changes,
+    wait_until_idle,
+)
+from proactive.stack import SERVICES, Ports, Stack, StackDidNotStart
+from proactive.traces import share_of_complete_traces
+from shared.inbound import SourceChange
+from shared.settings import CommonSettings
+
+app = typer.Typer(help="Proactive Support: a council's prevention platform, on one machine.")
+keys = typer.Typer(help="API keys for the council systems that send changes to ingest.")
+app.add_typer(keys, name="keys")
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _urls(ports: Ports) -> dict[str, str]:
+    return {service: ports.url(service) for service in SERVICES}
+
+
+@app.command()
+def up(
+    no_simulator: Annotated[
+        bool, typer.Option("--no-simulator", help="Do not feed synthetic source events")
+    ] = False,
+    rate: Annotated[float, typer.Option(help="Synthetic events a second")] = 40.0,
+    seed: Annotated[
+        int | None, typer.Option(help="Borough seed (default: a new one each run)")
+    ] = None,
+) -> None:
+    """Start the broker and the four services; Ctrl-C stops everything."""
+    from proactive.borough import demo_stream
+
+    settings = CommonSettings()
+    ports = Ports.from_env()
+    busy = [
+        f"{name} {port}" for name, port in vars(ports).items() if port_answers("127.0.0.1", port)
+    ]
+    if busy:
+        console.print(
+            f"[red]These ports are in use: {', '.join(busy)}.[/red] Is `proactive up` already "
+            "running? Stop it, or choose other ports with PROACTIVE_KAFKA_BOOTSTRAP and "
+            "PROACTIVE_INGEST_PORT, PROACTIVE_SCORING_PORT, PROACTIVE_OUTREACH_PORT, PROACTIVE_NOTIFY_PORT."
+        )
+        raise typer.Exit(1)
+    data_dir = settings.data_dir.resolve()
+    stack = Stack(data_dir, ports)
+    with console.status("Starting the broker and the four services…"):
+        try:
+            stack.start()
+        except StackDidNotStart as error:
+            console.print(f"[red]The stack did not start:[/red] {error}")
+            raise typer.Exit(1) from error
+    table = Table(title="Proactive Support is running", show_lines=False)
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("broker (Kafka API)", f"127.0.0.1:{ports.broker}")
+    for service in SERVICES:
+        table.add_row(service, f"{ports.url(service)}  (/healthz, /stats, /docs)")
+    table.add_row("letters (PDF)", str(data_dir / "notify" / "letters"))
+    table.add_row("traces", str(data_dir / "traces"))
+    table.add_row("logs", str(data_dir / "logs"))
+    console.print(table)
+    try:
+        if no_simulator:
+            console.print("No simulator: send events to ingest yourself. Ctrl-C stops everything.")
+            while True:
+                time.sleep(1)
+        run_seed = seed if seed is not None else int(time.time()) % 100_000
+        changes = demo_stream(5_000, run_seed)
+        run_tag = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        for change in changes:
+            # A new run must not look like a redelivery of the last run's events.
+            change.source_event_id = f"{run_tag}-{change.source_event_id}"
+        _simulate(stack, changes, rate, settings.service_token)
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        stack.stop()
+        console.print("Stopped.")
+
+
+def _simulate(stack: Stack, changes: list[SourceChange], rate: float, token: str) -> None:
+    console.print(
+        f"Simulator: {len(changes)} synthetic source events at about {rate:.0f}/s, and a "
+        "simulated officer approving proposed tasks (labelled as simulated in the audit log). "
+        "Ctrl-C stops everything."
+    )
+    key = stack.create_source_key("simulator")
+    urls = _urls(stack.ports)
+    batch_size = max(1, int(rate / 2))
+    pending = list(batches(changes, batch_size))
+    last_report = 0.0
+    with httpx.Client(timeout=30) as client:
+        while True:
+            if pending:
+                send_changes(client, urls["ingest"], key, pending.pop(0))
+            approve_proposed(client, urls["outreach"], token)
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                stats = read_stats(client, urls)
+                console.print(
+                    f"events accepted {stats['ingest']['accepted']:>6} · "
+                    f"scores {stats['scoring']['scores_emitted']:>5} · "
+                    f"tasks {stats['outreach']['tasks_created']:>4} · "
+                    f"letters {stats['notify']['letters_rendered']:>4}"
+                )
+            time.sleep(0.5)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="Synthetic source events to send")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last")] = False,
+    seed: Annotated[int, typer.Option(help="Borough seed")] = 7,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline")] = 110.0,
+) -> None:
+    """Run a whole embedded stack on free ports, send events, wait until idle, report."""
+    from proactive.borough import demo_stream
+
+    started = time.monotonic()
+    data_dir = (
+        CommonSettings().data_dir / "demos" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    ).resolve()
+    settings = CommonSettings()
+    stack = Stack(data_dir, Ports.free())
+    result = SendResult()
+    try:
+        with console.status("Starting an embedded stack on free ports…"):
+            stack.start()
+        key = stack.create_source_key("simulator")
+        changes = demo_stream(events, seed)
+        urls = _urls(stack.ports)
+        with _progress() as progress, httpx.Client(timeout=60) as client:
+            sending = progress.add_task("Sending source events", total=len(changes))
+            for batch in batches(changes, 250):
+                sent = send_changes(client, urls["ingest"], key, batch)
+                result.sent += sent.sent
+                result.accepted += sent.accepted
+                result.rejected += sent.rejected
+                result.duplicates += sent.duplicates
+                progress.advance(sending, len(batch))
+            progress.add_task("Waiting for scoring, outreach and notify", total=None)
+            stats = wait_until_idle(client, urls, settings.service_token, timeout)
+    finally:
+        stack.stop()
+    summary = {
+        "events_sent": result.sent,
+        "events_accepted": result.accepted,
+        "events_rejected": result.rejected,
+        "scores_emitted": stats["scoring"]["scores_emitted"],
+        "tasks_created": stats["outreach"]["tasks_created"],
+        "tasks_approved": stats["outreach"]["tasks_approved"],
+        "letters_rendered": stats["notify"]["letters_rendered"],
+        "notifications_sent": stats["notify"]["notifications_sent"],
+        "traces_complete": round(share_of_complete_traces(data_dir / "traces"), 4),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "data_dir": str(data_dir),
+    }
+    console.print(
+        f"{summary['events_accepted']} of {summary['events_sent']} events accepted, "
+        f"{summary['scores_emitted']} scores, {summary['tasks_created']} tasks, "
+        f"{summary['letters_rendered']} letters in {data_dir / 'notify' / 'letters'}; "
+        f"{summary['traces_complete']:.0%} of tasks traced through all four services; "
+        f"{summary['elapsed_s']} s."
+    )
+    if as_json:
+        print(json.dumps(summary))
+
+
+@keys.command("create")
+def create_key(source: Annotated[str, typer.Option(help="The source system's name")]) -> None:
+    """Print a new API key for a source system; a running stack accepts it at once."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest", "create-key", "--source", source],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    if result.returncode != 0:
+        console.print(f"[red]Could not create the key:[/red] {result.stderr.strip()}")
+        raise typer.Exit(1)
+    print(result.stdout.strip())
+
+
+@app.command()
+def train(
+    people: Annotated[int | None, typer.Option(help="People in the synthetic borough")] = None,
+    seed: Annotated[int | None, typer.Option(help="Borough seed")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the models")] = None,
+) -> None:
+    """Retrain the three models on the synthetic borough (reproducible by seed)."""
+    command = [sys.executable, "-m", "scoring.training"]
+    for flag, value in (("--people", people), ("--seed", seed), ("--out", out)):
+        if value is not None:
+            command += [flag, str(value)]
+    raise typer.Exit(subprocess.call(command))
+
+
+if __name__ == "__main__":
+    app()
