@@ -30,7 +30,9 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL does not answer at 127.0.0.1:5432, so this test is skipped: {error}")
+        pytest.skip(
+            f"PostgreSQL does not answer at 127.0.0.1:5432, so this test is skipped: {error}"
+        )
     name = f"proactive_test_{uuid.uuid4().hex[:10]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -39,3 +41,45 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def read_records(bootstrap: str, topic: str, predicate, want: int = 1, timeout_s: float = 30.0):
+    """Read `topic` from the beginning (no consumer group, so no join wait) until `want`
+    records match `predicate(record)`; returns the matching records."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read():
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+            ]
+            if not partitions:
+                await consumer.force_metadata_update()
+                partitions = [
+                    TopicPartition(topic, p)
+                    for p in sorted(consumer.partitions_for_topic(topic) or [])
+                ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            found = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while len(found) < want and loop.time() < deadline:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    found.extend(r for r in records if predicate(r))
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+@pytest.fixture
+def topic_reader(kafka_bootstrap):
+    def reader(topic, predicate, want=1, timeout_s=30.0):
+        return read_records(kafka_bootstrap, topic, predicate, want, timeout_s)
+
+    return reader

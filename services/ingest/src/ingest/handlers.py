@@ -143,7 +143,8 @@ def _accept_one(
         resident_key=key,
         source=source,
         table=change.table,
-        record_key=record_key,
+        # A resident's own row is keyed by the person reference, which never leaves ingest.
+        record_key=key if change.table == "people.residents" else record_key,
         change=change.op,
         attributes=non_personal_attributes(row, on) if row else {},
         age_band=age_band(years_between(vault.date_of_birth, on))

@@ -1,0 +1,51 @@
+# Two commands a newcomer needs: `make run` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+# Use the machine's own Python; never download an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3
+
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+VENV_STAMP := .venv/.synced-$(shell cat uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test setup lint typecheck unit integration e2e demo train clean
+
+setup: $(VENV_STAMP)
+
+$(VENV_STAMP):
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --user --break-system-packages uv
+	$(UV) sync --locked
+	@rm -f .venv/.synced-* && touch $@
+
+run: setup  ## start the broker and the four services, with a simulator
+	.venv/bin/proactive up
+
+test: setup lint typecheck  ## everything CI runs
+	.venv/bin/pytest -q -p no:cacheprovider --timeout=600
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: setup
+	.venv/bin/mypy shared/src/shared services/ingest/src/ingest services/scoring/src/scoring \
+		services/outreach/src/outreach services/notify/src/notify tools/src/proactive
+
+unit: setup
+	.venv/bin/pytest -q -m unit
+
+integration: setup
+	.venv/bin/pytest -q -m integration
+
+e2e: setup
+	.venv/bin/pytest -q -m e2e
+
+demo: setup
+	.venv/bin/proactive demo --events 1000 --json
+
+train: setup
+	.venv/bin/proactive train
+
+clean:
+	rm -rf .proactive .pytest_cache .mypy_cache .ruff_cache
