@@ -68,7 +68,11 @@ def shutdown_tracing() -> None:
 
 def context_from_headers(headers: KafkaHeaders | None) -> otel_context.Context:
     """The trace context a producer put in a record's headers (empty if none)."""
-    carrier = {key: value.decode("latin-1") for key, value in headers or () if value is not None}
+    carrier: dict[str, str] = {}
+    for key, value in headers or ():
+        # The first header wins, as in the aiokafka instrumentation, should one be repeated.
+        if value is not None and key not in carrier:
+            carrier[key] = value.decode("latin-1")
     return propagate.extract(carrier)
 
 

@@ -10,6 +10,7 @@ left clear for Notify's tag. Text is 12 pt, in a plain sans-serif, as clear-prin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -26,7 +27,6 @@ from reportlab.platypus import (
     CondPageBreak,
     Flowable,
     Frame,
-    KeepTogether,
     PageTemplate,
     Paragraph,
     Spacer,
@@ -37,6 +37,7 @@ from reportlab.platypus.flowables import TopPadder
 
 from notify.domain.letter import Block, Letter, long_date
 
+PageCallback = Callable[[Canvas, BaseDocTemplate], None]
 PAGE_WIDTH, PAGE_HEIGHT = A4
 ADDRESS_LEFT = 24.6 * mm
 ADDRESS_TOP = 39.5 * mm
@@ -75,9 +76,17 @@ class _Styles:
         self.regular, self.bold = _fonts()
         base = ParagraphStyle("body", fontName=self.regular, fontSize=12, leading=16, spaceAfter=7)
         self.body = base
-        self.title = ParagraphStyle("title", parent=base, fontName=self.bold, fontSize=16, leading=20)
+        self.title = ParagraphStyle(
+            "title", parent=base, fontName=self.bold, fontSize=16, leading=20
+        )
         self.heading = ParagraphStyle(
-            "heading", parent=base, fontName=self.bold, fontSize=13, leading=17, spaceBefore=5, spaceAfter=3
+            "heading",
+            parent=base,
+            fontName=self.bold,
+            fontSize=13,
+            leading=17,
+            spaceBefore=5,
+            spaceAfter=3,
         )
         self.bullet = ParagraphStyle(
             "bullet", parent=base, leftIndent=14, bulletIndent=2, spaceAfter=3
@@ -96,21 +105,6 @@ class _TickBox(Flowable):
     def draw(self) -> None:
         self.canv.setLineWidth(1)
         self.canv.rect(0, 0, self.size, self.size)
-
-
-class _CutLine(Flowable):
-    """The dashed line above the reply slip."""
-
-    def __init__(self, width: float, label: str, font: str) -> None:
-        super().__init__()
-        self.width, self.height, self.label, self.font = width, 14, label, font
-
-    def draw(self) -> None:
-        self.canv.setDash(4, 3)
-        self.canv.line(0, 10, self.width, 10)
-        self.canv.setDash()
-        self.canv.setFont(self.font, 8)
-        self.canv.drawString(0, 0, self.label)
 
 
 def _text(text: str) -> str:
@@ -140,6 +134,7 @@ def _flowables(blocks: tuple[Block, ...], styles: _Styles, width: float) -> list
             story.append(row)
         elif block.kind == "box":
             story.append(_clear_print_box(block, styles, width))
+            story.append(Spacer(1, 5 * mm))
         elif block.kind == "slip":
             story.append(_reply_slip(block, styles, width))
     return story
@@ -165,16 +160,27 @@ def _clear_print_box(block: Block, styles: _Styles, width: float) -> Flowable:
 
 
 def _reply_slip(block: Block, styles: _Styles, width: float) -> Flowable:
-    parts: list[Flowable] = [
-        _CutLine(width, "Cut or tear along this line", styles.regular),
-        Spacer(1, 3 * mm),
+    cut_here = ParagraphStyle("cut", parent=styles.small, fontSize=8, leading=10, spaceAfter=6)
+    content: list[Flowable] = [
+        Paragraph("Cut or tear along the dashed line", cut_here),
         Paragraph(_text(block.text), styles.heading),
         *_flowables(block.children, styles, width),
     ]
-    return TopPadder(KeepTogether(parts))  # the slip sits at the foot of the last page
+    slip = Table([[content]], colWidths=[width])
+    slip.setStyle(
+        TableStyle(
+            [
+                ("LINEABOVE", (0, 0), (-1, 0), 1, colors.black, None, (4, 3)),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+                ("TOPPADDING", (0, 0), (-1, -1), 2 * mm),
+            ]
+        )
+    )
+    return TopPadder(slip)  # the slip sits at the foot of the last page
 
 
-def _first_page(letter: Letter, styles: _Styles):  # type: ignore[no-untyped-def]
+def _first_page(letter: Letter, styles: _Styles) -> PageCallback:
     council = letter.council
 
     def draw(canvas: Canvas, _doc: BaseDocTemplate) -> None:
@@ -213,12 +219,14 @@ def _first_page(letter: Letter, styles: _Styles):  # type: ignore[no-untyped-def
     return draw
 
 
-def _later_pages(letter: Letter, styles: _Styles):  # type: ignore[no-untyped-def]
+def _later_pages(letter: Letter, styles: _Styles) -> PageCallback:
     def draw(canvas: Canvas, _doc: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont(styles.regular, 10)
         canvas.drawRightString(
-            PAGE_WIDTH - BODY_RIGHT_MARGIN, PAGE_HEIGHT - 12 * mm, f"Our reference: {letter.reference}"
+            PAGE_WIDTH - BODY_RIGHT_MARGIN,
+            PAGE_HEIGHT - 12 * mm,
+            f"Our reference: {letter.reference}",
         )
         _footer(canvas, letter, styles)
         canvas.restoreState()
@@ -274,7 +282,9 @@ def render_letter_pdf(letter: Letter) -> bytes:
     )
     document.addPageTemplates(
         [
-            PageTemplate("first", [first], onPage=_first_page(letter, styles), autoNextPageTemplate="later"),
+            PageTemplate(
+                "first", [first], onPage=_first_page(letter, styles), autoNextPageTemplate="later"
+            ),
             PageTemplate("later", [later], onPage=_later_pages(letter, styles)),
         ]
     )

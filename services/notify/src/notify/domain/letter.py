@@ -23,6 +23,7 @@ from typing import Literal
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field
+
 from shared.events import TaskChanged
 
 BlockKind = Literal["title", "heading", "paragraph", "bullet", "tickbox", "box", "slip"]

@@ -12,6 +12,8 @@ import re
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|\n\s*\n")
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
+# Suffixes counted on their own, so a silent "e" before them stays silent: "use-ful", "state-ment".
+_SUFFIXES = ("ful", "ly", "ment", "ness", "less")
 
 
 def count_syllables(word: str) -> int:
@@ -20,10 +22,15 @@ def count_syllables(word: str) -> int:
         return 0
     if len(word) <= 3:
         return 1
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return count_syllables(word[: -len(suffix)]) + 1
     count = len(_VOWEL_GROUPS.findall(word))
     if word.endswith("e") and not word.endswith(("le", "ee", "ye")):
         count -= 1  # silent final e: "home", "phone"
-    elif word.endswith(("ed", "es")) and not word.endswith(("ted", "ded", "ses", "zes", "ces", "ges")):
+    elif word.endswith(("ed", "es")) and not word.endswith(
+        ("ted", "ded", "ses", "zes", "ces", "ges")
+    ):
         count -= 1  # "called", "homes"
     return max(count, 1)
 
@@ -42,8 +49,4 @@ def flesch_reading_ease(text: str) -> float:
     if not words:
         return 0.0
     syllables = sum(count_syllables(word) for word in words)
-    return (
-        206.835
-        - 1.015 * (len(words) / count_sentences(text))
-        - 84.6 * (syllables / len(words))
-    )
+    return 206.835 - 1.015 * (len(words) / count_sentences(text)) - 84.6 * (syllables / len(words))

@@ -1,0 +1,23 @@
+"""Publishes delivery events to `notify.deliveries.v1` through the shared Kafka helpers."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+
+from shared.events import LetterSent
+from shared.kafka import publish
+from shared.topics import NOTIFY_DELIVERIES
+
+
+class DeliveryPublisher(Protocol):
+    async def publish(self, event: LetterSent) -> None: ...
+
+
+class KafkaDeliveryPublisher:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, event: LetterSent) -> None:
+        await publish(self._producer, NOTIFY_DELIVERIES.name, event)

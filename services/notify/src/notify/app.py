@@ -1,0 +1,114 @@
+"""Wiring: real adapters by default, fakes when a test passes its own; the FastAPI app and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from notify.adapters.channels import PdfLetterChannel
+from notify.adapters.database import LetterStore
+from notify.adapters.publisher import KafkaDeliveryPublisher
+from notify.adapters.vault import ContactDirectory, VaultContactDirectory
+from notify.adapters.webhook import OfficerNotifier, WebhookOfficerNotifier
+from notify.entrypoints.api import router
+from notify.entrypoints.consumer import TASKS_CONSUMER, task_consumer
+from notify.handlers import Collaborators
+from notify.settings import NotifySettings
+from notify.templates import load_council_details, load_letter_template
+from shared.database import make_engine
+from shared.kafka import ensure_topics, make_producer
+from shared.service import Readiness, Supervisor
+from shared.telemetry import setup_logging, setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: NotifySettings | None = None,
+    *,
+    contacts: ContactDirectory | None = None,
+    officers: OfficerNotifier | None = None,
+) -> FastAPI:
+    settings = settings or NotifySettings()
+    settings.validate_for_start()
+    store = LetterStore(make_engine(settings.database()))
+    pdf_channel = PdfLetterChannel(settings.letters_dir)
+    readiness = Readiness()
+    readiness.set(TASKS_CONSUMER, False)
+    council = load_council_details()
+    template = load_letter_template()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        setup_tracing("notify", settings.data_dir, to_file=settings.traces_to_file)
+        setup_logging(settings.log_level)
+        await asyncio.to_thread(store.create_tables)
+        await ensure_topics(settings.kafka_bootstrap)
+        producer = make_producer(settings.kafka_bootstrap)
+        await producer.start()
+        owned_vault = (
+            None
+            if contacts
+            else VaultContactDirectory(
+                settings.ingest_url,
+                settings.service_token,
+                attempts=settings.vault_attempts,
+                timeout_s=settings.vault_timeout_s,
+            )
+        )
+        owned_webhook = (
+            WebhookOfficerNotifier(settings.officer_webhook_url)
+            if officers is None and settings.officer_webhook_url
+            else None
+        )
+        deps = Collaborators(
+            store=store,
+            contacts=contacts or owned_vault,  # type: ignore[arg-type]
+            channel=pdf_channel,
+            publisher=KafkaDeliveryPublisher(producer),
+            council=council,
+            template=template,
+            officers=officers or owned_webhook,
+            outreach_url=settings.outreach_url,
+            notify_url=settings.notify_url,
+        )
+        supervisor = Supervisor(readiness)
+        supervisor.run(
+            TASKS_CONSUMER,
+            task_consumer(
+                bootstrap=settings.kafka_bootstrap,
+                group_id=settings.notify_consumer_group,
+                deps=deps,
+                readiness=readiness,
+            ),
+        )
+        log.info("notify started: letters go by %s", settings.letter_channel)
+        try:
+            yield
+        finally:
+            await supervisor.stop()
+            await producer.stop()
+            for client in (owned_vault, owned_webhook):
+                if client is not None:
+                    await client.aclose()
+            provider = trace.get_tracer_provider()
+            if hasattr(provider, "force_flush"):
+                provider.force_flush()
+            store.engine.dispose()
+
+    app = FastAPI(title="notify", summary="Letters and officer notifications", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.readiness = readiness
+    app.state.pdf_channel = pdf_channel
+    app.include_router(router)
+    # Middleware must be added before the app starts, so this happens here rather than in the
+    # lifespan; its tracer resolves to the provider that setup_tracing installs at start-up.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats")
+    return app
