@@ -34,11 +34,12 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 import numpy as np
 
 from shared.events import Scalar
-from shared.inbound import SourceChange
+from shared.inbound import SourceChange, SourceTable
 
 DEFAULT_AS_OF = date(2025, 6, 30)
 HISTORY_DAYS = 730
@@ -123,8 +124,8 @@ class SourceRow:
     """One native change to one row of a source table, before it becomes a SourceChange."""
 
     source_event_id: str
-    table: str
-    op: str
+    table: SourceTable
+    op: Literal["upsert", "delete"]
     occurred_at: datetime
     record: dict[str, Scalar]
 
@@ -184,7 +185,13 @@ class _RowWriter:
         self.as_of = as_of
         self.rows: list[SourceRow] = []
 
-    def add(self, table: str, days_before: float, record: dict[str, Scalar], op: str = "upsert") -> None:
+    def add(
+        self,
+        table: SourceTable,
+        days_before: float,
+        record: dict[str, Scalar],
+        op: Literal["upsert", "delete"] = "upsert",
+    ) -> None:
         event_id = f"{self.prefix}-{len(self.rows):03d}"
         self.rows.append(SourceRow(event_id, table, op, _stamp(self.as_of, days_before), record))
 
@@ -225,15 +232,15 @@ def generate_borough(people: int, seed: int, as_of: date = DEFAULT_AS_OF) -> Bor
         - 0.012 * (age - 40)
         + _WARD_PRESSURE[ward]
     )
-    frailty_index = np.clip(0.115 + 0.055 * frailty + rng.normal(0, 0.02, n), 0.0, 0.7)
+    frailty_index = np.clip(0.1 + 0.055 * frailty + rng.normal(0, 0.02, n), 0.0, 0.7)
     deceased = rng.random(n) < np.where(age >= 85, 0.05, np.where(older, 0.012, 0.001))
 
     # --- counts of events in the last two years (Poisson in the latents) -------------------
     def poisson(log_rate: np.ndarray) -> np.ndarray:
         return rng.poisson(np.exp(np.minimum(log_rate, 2.5)))
 
-    fall_contacts = poisson(-3.0 + 1.0 * frailty)
-    fall_callouts = poisson(-2.9 + 1.0 * frailty)
+    fall_contacts = poisson(-2.4 + 1.0 * frailty)
+    fall_callouts = poisson(-2.3 + 1.0 * frailty)
     fall_admissions = poisson(-4.0 + 1.0 * frailty)
     frailty_admissions = poisson(-4.2 + 1.1 * frailty)
     other_admissions = poisson(-3.6 + 0.4 * frailty)
@@ -251,15 +258,22 @@ def generate_borough(people: int, seed: int, as_of: date = DEFAULT_AS_OF) -> Bor
     eviction = nosp & (weeks_in_arrears > 13) & (rng.random(n) < 0.45)
     ct_drive = strain + rng.normal(0, 0.8, n)
     ct_arrears_pounds = np.where(ct_drive > 0.6, np.exp(4.6 + 0.8 * ct_drive), 0.0).round()
-    claims = rng.random(n) < _sigmoid(-0.8 + 0.8 * strain + 1.0 * np.isin(tenure, [2, 3, 4, 5]) + 0.8 * (age >= 66))
+    claims = rng.random(n) < _sigmoid(
+        -0.8 + 0.8 * strain + 1.0 * np.isin(tenure, [2, 3, 4, 5]) + 0.8 * (age >= 66)
+    )
     cap = claims & (age < 66) & (rng.random(n) < _sigmoid(-3.2 + 1.0 * strain))
     suspended = claims & (rng.random(n) < _sigmoid(-3.4 + 0.9 * strain))
 
     # --- what happens next (outcomes) --------------------------------------------------
     recent_falls = fall_contacts + fall_callouts + fall_admissions
-    fall_logit = -2.55 + 0.75 * frailty + 0.25 * np.minimum(recent_falls, 4) + rng.normal(0, 0.6, n)
+    fall_logit = -1.9 + 0.6 * frailty + 0.5 * np.minimum(recent_falls, 4) + rng.normal(0, 0.6, n)
     homeless_logit = (
-        -5.9 + 1.0 * strain + 1.1 * nosp + 1.5 * eviction + 0.8 * np.isin(tenure, [4, 5]) + 0.6 * cap
+        -5.9
+        + 1.0 * strain
+        + 1.1 * nosp
+        + 1.5 * eviction
+        + 0.8 * np.isin(tenure, [4, 5])
+        + 0.6 * cap
     ) + rng.normal(0, 0.5, n)
     progression = 0.012 + 0.014 * np.maximum(frailty, -1) + 0.035 * (frailty_admissions > 0)
     next_index = frailty_index + np.maximum(0.0, progression + rng.normal(0, 0.02, n))
@@ -283,7 +297,9 @@ def generate_borough(people: int, seed: int, as_of: date = DEFAULT_AS_OF) -> Bor
         ward_name = WARDS[ward[i]]
         outward = _WARD_POSTCODE[ward_name]
         writer = _RowWriter(seed, i, as_of)
-        dob = born_before - timedelta(days=int(age[i]) * 365 + draw.randrange(0, 365) + int(age[i]) // 4)
+        dob = born_before - timedelta(
+            days=int(age[i]) * 365 + draw.randrange(0, 365) + int(age[i]) // 4
+        )
         writer.add(
             "people.residents",
             HISTORY_DAYS,
@@ -308,7 +324,9 @@ def generate_borough(people: int, seed: int, as_of: date = DEFAULT_AS_OF) -> Bor
         )
         _tenancy_rows(writer, draw, i, tenure[i], bool(lives_alone[i]), float(strain[i]),
                       float(weeks_in_arrears[i]), bool(nosp[i]), bool(eviction[i]))  # fmt: skip
-        _council_tax_rows(writer, draw, i, bool(lives_alone[i]), float(ct_arrears_pounds[i]), bool(claims[i]))
+        _council_tax_rows(
+            writer, draw, i, bool(lives_alone[i]), float(ct_arrears_pounds[i]), bool(claims[i])
+        )
         if claims[i]:
             _claim_rows(writer, draw, i, int(age[i]), bool(cap[i]), bool(suspended[i]))
         contact_reasons = (
@@ -320,7 +338,9 @@ def generate_borough(people: int, seed: int, as_of: date = DEFAULT_AS_OF) -> Bor
         )
         for k, reason in enumerate(contact_reasons):
             days = draw.uniform(1, HISTORY_DAYS - 1)
-            outcome = draw.choice(("assessment", "service_provided", "signposted", "no_further_action"))
+            outcome = draw.choice(
+                ("assessment", "service_provided", "signposted", "no_further_action")
+            )
             writer.add(
                 "social_care.contacts",
                 days,
@@ -366,13 +386,21 @@ def generate_borough(people: int, seed: int, as_of: date = DEFAULT_AS_OF) -> Bor
                     "admitted_on": _iso(as_of, days),
                     "discharged_on": _iso(as_of, max(1.0, days - stay)),
                     "reason": reason,
-                    "destination": "usual_residence" if draw.random() < 0.93 else "temporary_residence",
+                    "destination": "usual_residence"
+                    if draw.random() < 0.93
+                    else "temporary_residence",
                 },
             )
-        packages = (["home_care"] if has_care[i] else []) + (["telecare"] if has_telecare[i] else [])
+        packages = (["home_care"] if has_care[i] else []) + (
+            ["telecare"] if has_telecare[i] else []
+        )
         for k, service in enumerate(packages):
             days = draw.uniform(2, HISTORY_DAYS - 1)
-            hours = 0.0 if service == "telecare" else round(min(30.0, 4 + 4 * max(0.0, float(frailty[i])) + draw.uniform(0, 4)), 1)
+            hours = (
+                0.0
+                if service == "telecare"
+                else round(min(30.0, 4 + 4 * max(0.0, float(frailty[i])) + draw.uniform(0, 4)), 1)
+            )
             writer.add(
                 "social_care.care_packages",
                 days,
@@ -431,7 +459,9 @@ def _tenancy_rows(
         return
     tenancy_ref = f"T{i + 1:07d}"
     recent = tenure in ("introductory", "temporary_accommodation")
-    started = draw.uniform(30, HISTORY_DAYS - 5) if recent else HISTORY_DAYS + draw.uniform(30, 7000)
+    started = (
+        draw.uniform(30, HISTORY_DAYS - 5) if recent else HISTORY_DAYS + draw.uniform(30, 7000)
+    )
     household = 1 if lives_alone else draw.randint(2, 6)
     bedrooms = max(1, min(4, household // 2 + (1 if draw.random() < 0.6 - 0.1 * strain else 0)))
     writer.add(
@@ -450,7 +480,11 @@ def _tenancy_rows(
     weekly_rent = draw.randint(110, 170) * 100
     opened = min(started, HISTORY_DAYS - 1) - 0.5
     # The rent account opens clear, then (for some) arrears build up in a few steps.
-    writer.add("housing.rent_accounts", opened, _rent(tenancy_ref, 0.0, weekly_rent, writer.as_of, opened, False, None))
+    writer.add(
+        "housing.rent_accounts",
+        opened,
+        _rent(tenancy_ref, 0.0, weekly_rent, writer.as_of, opened, False, None),
+    )
     if weeks <= 0:
         return
     steps = 1 + int(weeks > 4) + int(weeks > 10)
@@ -477,7 +511,7 @@ def _rent(
 ) -> dict[str, Scalar]:
     return {
         "tenancy_ref": tenancy_ref,
-        "balance_pence": int(round(weeks * weekly_rent)),
+        "balance_pence": round(weeks * weekly_rent),
         "weeks_in_arrears": weeks,
         "last_payment_date": _iso(as_of, days_before + 7 * weeks),
         "nosp_served": nosp,
@@ -489,7 +523,12 @@ _ENFORCEMENT = ("none", "reminder", "summons", "liability_order", "enforcement_a
 
 
 def _council_tax_rows(
-    writer: _RowWriter, draw: random.Random, i: int, lives_alone: bool, arrears_pounds: float, claims: bool
+    writer: _RowWriter,
+    draw: random.Random,
+    i: int,
+    lives_alone: bool,
+    arrears_pounds: float,
+    claims: bool,
 ) -> None:
     account_ref = f"CT{i + 1:07d}"
     reduction = draw.randint(5, 25) * 100 if claims else 0
@@ -511,11 +550,15 @@ def _council_tax_rows(
     days = sorted((draw.uniform(5, 500) for _ in range(final)), reverse=True)
     for stage, day in enumerate(days, start=1):
         writer.add(
-            "revenues.council_tax_accounts", day, record(arrears_pounds * stage / final, _ENFORCEMENT[stage])
+            "revenues.council_tax_accounts",
+            day,
+            record(arrears_pounds * stage / final, _ENFORCEMENT[stage]),
         )
 
 
-def _claim_rows(writer: _RowWriter, draw: random.Random, i: int, age: int, cap: bool, suspended: bool) -> None:
+def _claim_rows(
+    writer: _RowWriter, draw: random.Random, i: int, age: int, cap: bool, suspended: bool
+) -> None:
     claim_ref = f"BC{i + 1:07d}"
     if age >= 66:
         benefit = "pension_credit" if draw.random() < 0.5 else "housing_benefit"
@@ -540,7 +583,9 @@ def _claim_rows(writer: _RowWriter, draw: random.Random, i: int, age: int, cap: 
         latest = draw.uniform(started / 2, started - 1)
         writer.add("benefits.claims", latest, record("active", True))
     if suspended:
-        writer.add("benefits.claims", draw.uniform(1, min(200.0, latest - 1)), record("suspended", cap))
+        writer.add(
+            "benefits.claims", draw.uniform(1, min(200.0, latest - 1)), record("suspended", cap)
+        )
 
 
 def _change(row: SourceRow) -> SourceChange:
@@ -556,7 +601,11 @@ def _change(row: SourceRow) -> SourceChange:
 
 def _ordered(residents: list[Resident]) -> Iterator[SourceRow]:
     """Every row in time order; a resident's own rows keep their order on ties."""
-    keyed = [(row.occurred_at, n, k, row) for n, r in enumerate(residents) for k, row in enumerate(r.rows)]
+    keyed = [
+        (row.occurred_at, n, k, row)
+        for n, r in enumerate(residents)
+        for k, row in enumerate(r.rows)
+    ]
     keyed.sort(key=lambda item: item[:3])
     return (item[3] for item in keyed)
 

@@ -1,0 +1,51 @@
+"""`python -m scoring`: create the topics scoring needs, then run one Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from scoring.app import STATE_CHANGELOG, build_app
+from scoring.settings import ScoringSettings
+from shared.kafka import ensure_topics
+from shared.telemetry import setup_logging, setup_tracing
+from shared.topics import RESIDENT_EVENTS, RISK_SCORES
+
+# Faust's worker accepts only these spellings.
+FAUST_LOG_LEVELS = {
+    "CRITICAL": "crit",
+    "ERROR": "error",
+    "WARNING": "warn",
+    "INFO": "info",
+    "DEBUG": "debug",
+}
+
+
+def main() -> None:
+    settings = ScoringSettings()
+    setup_logging(settings.log_level)
+    setup_tracing("scoring", settings.data_dir, to_file=settings.traces_to_file)
+    # Faust picks up the current event loop, so the topics are made on that same loop.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(
+        ensure_topics(settings.kafka_bootstrap, [RESIDENT_EVENTS, RISK_SCORES, STATE_CHANGELOG])
+    )
+    scoring = build_app(settings)
+    sys.argv = [
+        "scoring",
+        "worker",
+        "--web-port",
+        str(settings.scoring_port),
+        "--web-host",
+        "127.0.0.1",
+        "--web-bind",
+        "127.0.0.1",
+        "--loglevel",
+        FAUST_LOG_LEVELS.get(settings.log_level.upper(), "info"),
+    ]
+    scoring.app.main()
+
+
+if __name__ == "__main__":
+    main()

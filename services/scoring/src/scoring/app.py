@@ -1,0 +1,107 @@
+"""Wiring: the Faust app, its table and topics, the models and the scoring service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+from faust.contrib.opentelemetry import setup_opentelemetry
+
+from scoring.adapters.onnx_models import ModelRegistry
+from scoring.entrypoints.agents import register_agents
+from scoring.entrypoints.pages import register_pages
+from scoring.handlers import ScoringService
+from scoring.settings import ScoringSettings
+from shared.codec import encode, message_key
+from shared.events import RiskScored
+from shared.topics import RESIDENT_EVENTS, RISK_SCORES, Topic
+
+APP_ID = "proactive-scoring"
+STATE_TABLE = "resident-state"
+# Faust names a table's changelog `<app id>-<table>-changelog`; it is created up front
+# with the partition count of the topic the table is keyed by (the Faust notes).
+STATE_CHANGELOG = Topic(
+    f"{APP_ID}-{STATE_TABLE}-changelog",
+    RESIDENT_EVENTS.partitions,
+    compacted=True,
+    description="Scoring's per-resident state",
+)
+
+
+@dataclass
+class ScoringApp:
+    app: faust.App
+    service: ScoringService
+    table: faust.types.TableT
+    agent: faust.types.AgentT
+
+
+def build_app(
+    settings: ScoringSettings,
+    models: ModelRegistry | None = None,
+    *,
+    broker: str | None = None,
+    store: str = "rocksdb://",
+) -> ScoringApp:
+    app = faust.App(
+        APP_ID,
+        broker=broker or f"kafka://{settings.kafka_bootstrap}",
+        store=store,
+        datadir=str(settings.service_data_dir("scoring") / "faust"),
+        autodiscover=False,
+        # Tansu cannot commit transactions: at-least-once, and the fold is idempotent.
+        processing_guarantee="at_least_once",
+        topic_partitions=RESIDENT_EVENTS.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        # Tansu makes a group join wait about half the session timeout (Tansu notes).
+        broker_session_timeout=10.0,
+        broker_rebalance_timeout=5.0,
+        broker_heartbeat_interval=1.0,
+        producer_acks=-1,
+        web_enabled=True,
+        web_port=settings.scoring_port,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+    )
+    setup_opentelemetry(app)
+    events_topic = app.topic(
+        RESIDENT_EVENTS.name,
+        partitions=RESIDENT_EVENTS.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    scores_topic = app.topic(
+        RISK_SCORES.name,
+        partitions=RISK_SCORES.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        partitions=RESIDENT_EVENTS.partitions,
+        # Untyped: str keys and plain dicts under Faust's json codec, no Record classes
+        # (decoding records is where Faust's time goes).
+    )
+
+    async def publish(score: RiskScored) -> None:
+        await scores_topic.send(key=message_key(score), value=encode(score))
+
+    service = ScoringService(
+        table,
+        models or ModelRegistry.load(settings.scoring_models_dir),
+        publish,
+        hysteresis_delta=settings.scoring_hysteresis_delta,
+        batch_size=settings.scoring_batch_size,
+    )
+    agent = register_agents(
+        app, events_topic, service, flush_every_s=settings.scoring_batch_max_wait_s
+    )
+    register_pages(app, service)
+    return ScoringApp(app=app, service=service, table=table, agent=agent)

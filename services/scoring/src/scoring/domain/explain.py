@@ -1,0 +1,66 @@
+"""From a score's exact per-feature contributions to bands, reasons and the emit decision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.events import Band, Reason
+
+TOP_REASONS = 3
+
+
+@dataclass(frozen=True)
+class ReasonText:
+    text: str
+    source_table: str
+
+
+def band_for(probability: float, thresholds: Mapping[str, float]) -> Band:
+    """`high` at or above the card's high threshold, `medium` at or above its medium one."""
+    if probability >= thresholds["high"]:
+        return "high"
+    if probability >= thresholds["medium"]:
+        return "medium"
+    return "low"
+
+
+def top_reasons(
+    contributions: np.ndarray,
+    feature_names: Sequence[str],
+    texts: Mapping[str, ReasonText],
+    limit: int = TOP_REASONS,
+) -> list[Reason]:
+    """The features that raised this score most, largest first.
+
+    Only positive contributions are reasons: a feature that lowered the score is not a
+    reason to reach out. A resident with no raising feature gets no reasons.
+    """
+    order = np.argsort(-contributions, kind="stable")[:limit]
+    reasons = []
+    for index in order:
+        value = float(contributions[index])
+        if value <= 0:
+            break
+        name = feature_names[index]
+        reasons.append(
+            Reason(
+                feature=name,
+                text=texts[name].text,
+                contribution=round(value, 4),
+                source_table=texts[name].source_table,
+            )
+        )
+    return reasons
+
+
+def should_emit(
+    previous: tuple[float, str] | None, probability: float, band: str, delta: float
+) -> bool:
+    """Hysteresis: a first score, a band change, or a move of more than `delta`."""
+    if previous is None:
+        return True
+    last_probability, last_band = previous
+    return band != last_band or abs(probability - last_probability) > delta

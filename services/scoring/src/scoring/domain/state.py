@@ -1,0 +1,140 @@
+"""Each resident's current picture, folded from their pseudonymised source changes.
+
+The state keeps the latest version of every source row seen for the resident, keyed by
+table and record key. Versions are ordered by `occurred_at` (then `event_id`, only so that
+ties break the same way everywhere), so a late or redelivered event can never overwrite a
+newer one, and a delete leaves a tombstone that an older upsert cannot resurrect. Event
+ids recently applied are remembered so that a redelivery is counted as a duplicate.
+
+The same fold runs in the worker and in training, which is what makes the features the
+models were trained on the features they are served.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.events import ResidentEventRecorded, Scalar
+
+# Enough to catch redelivery of a recent batch; older duplicates are still refused by
+# the version check, they are then counted as stale rather than as duplicates.
+SEEN_LIMIT = 256
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to one source row for one resident, in the form the fold needs."""
+
+    event_id: str
+    occurred_at: float  # seconds since the epoch, UTC
+    table: str
+    record_key: str
+    deleted: bool
+    attributes: Mapping[str, Scalar]
+
+    @classmethod
+    def from_event(cls, event: ResidentEventRecorded) -> Change:
+        return cls(
+            event_id=str(event.event_id),
+            occurred_at=event.occurred_at.timestamp(),
+            table=event.table,
+            record_key=event.record_key,
+            deleted=event.change == "delete",
+            attributes=event.attributes,
+        )
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # this very event was applied before
+    STALE = "stale"  # a newer version of the same row is already held
+
+
+@dataclass
+class Row:
+    occurred_at: float
+    event_id: str
+    deleted: bool
+    attributes: dict[str, Scalar]
+
+
+@dataclass
+class ResidentState:
+    rows: dict[str, Row] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+    latest: float = 0.0
+    # The hash of the features last sent for scoring, so that an event that changes
+    # nothing a model reads does not cost a model call or a score.
+    feature_hash: str | None = None
+    # The last score emitted per model: (probability, band), for hysteresis.
+    scores: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    def apply(self, change: Change) -> Outcome:
+        if change.event_id in self.seen:
+            return Outcome.DUPLICATE
+        self._remember(change.event_id)
+        slot = row_slot(change.table, change.record_key)
+        held = self.rows.get(slot)
+        if held is not None and (held.occurred_at, held.event_id) >= (
+            change.occurred_at,
+            change.event_id,
+        ):
+            return Outcome.STALE
+        self.rows[slot] = Row(
+            change.occurred_at, change.event_id, change.deleted, dict(change.attributes)
+        )
+        self.latest = max(self.latest, change.occurred_at)
+        return Outcome.APPLIED
+
+    def _remember(self, event_id: str) -> None:
+        self.seen.append(event_id)
+        if len(self.seen) > SEEN_LIMIT:
+            del self.seen[: len(self.seen) - SEEN_LIMIT]
+
+    def live_rows(self, table: str) -> list[dict[str, Scalar]]:
+        """The current attributes of every row of `table` that has not been deleted."""
+        prefix = table + "/"
+        return [
+            row.attributes
+            for slot, row in self.rows.items()
+            if slot.startswith(prefix) and not row.deleted
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": STATE_FORMAT,
+            "rows": {
+                slot: [row.occurred_at, row.event_id, row.deleted, row.attributes]
+                for slot, row in self.rows.items()
+            },
+            "seen": self.seen,
+            "latest": self.latest,
+            "feature_hash": self.feature_hash,
+            "scores": {model: list(score) for model, score in self.scores.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ResidentState:
+        return cls(
+            rows={slot: Row(r[0], r[1], r[2], r[3]) for slot, r in data["rows"].items()},
+            seen=list(data["seen"]),
+            latest=float(data["latest"]),
+            feature_hash=data.get("feature_hash"),
+            scores={model: (float(s[0]), str(s[1])) for model, s in data.get("scores", {}).items()},
+        )
+
+
+def row_slot(table: str, record_key: str) -> str:
+    return f"{table}/{record_key}"
+
+
+def fold(changes: list[Change]) -> ResidentState:
+    """A resident's state after all of `changes`, in whatever order they came."""
+    state = ResidentState()
+    for change in changes:
+        state.apply(change)
+    return state

@@ -1,0 +1,25 @@
+"""The Faust agent and the flush timer: transport in, handler calls out, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from scoring.handlers import ScoringService
+
+
+def register_agents(
+    app: faust.App, events: faust.TopicT, service: ScoringService, *, flush_every_s: float
+) -> faust.types.AgentT:
+    @app.agent(events, name="score-resident-events")
+    async def score_resident_events(stream: faust.StreamT[Any]) -> None:
+        # One event at a time: the table may only be written inside stream iteration.
+        async for value in stream:
+            await service.record(value)
+
+    @app.timer(interval=flush_every_s, name="flush-scores")
+    async def flush_scores() -> None:
+        await service.flush()
+
+    return score_resident_events

@@ -1,0 +1,29 @@
+"""The scoring service's settings, from `PROACTIVE_*` environment variables."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+# services/scoring/models, found from this file so that it works from any directory.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+class ScoringSettings(CommonSettings):
+    scoring_port: int = Field(
+        8002, description="Port of the worker's web pages (/healthz, /readyz, /stats)"
+    )
+    scoring_models_dir: Path = DEFAULT_MODELS_DIR
+    scoring_hysteresis_delta: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="Re-emit a score in the same band only if it moved more than this",
+    )
+    scoring_batch_size: int = Field(
+        256, ge=1, description="Score as soon as this many residents wait"
+    )
+    scoring_batch_max_wait_s: float = Field(
+        0.05, gt=0.0, description="...or when this long has passed, whichever comes first"
+    )
