@@ -113,6 +113,22 @@ async def test_transient_vault_errors_are_retried(kit, deps_factory):
     assert deps.store.letter_for_task(task.task_id).status == "rendered"
 
 
+async def test_a_refusal_is_asked_again_because_ingest_may_not_have_seen_the_approval_yet(
+    kit, deps_factory
+):
+    answers = iter([403, 403, 200])
+
+    def vault(request: httpx.Request) -> httpx.Response:
+        if next(answers) == 403:
+            return httpx.Response(403, json={"detail": "no approved outreach task"})
+        return httpx.Response(200, json=kit.vault_contact())
+
+    task = kit.make_task()
+    deps = deps_factory(transport=httpx.MockTransport(vault))
+    await handle_task_changed(task, deps)
+    assert deps.store.letter_for_task(task.task_id).status == "rendered"
+
+
 async def test_a_wrong_service_token_stops_processing_instead_of_dropping_the_letter(
     kit, deps_factory
 ):

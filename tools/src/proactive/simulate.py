@@ -84,6 +84,7 @@ def pipeline_settled(stats: dict[str, dict[str, Any]]) -> bool:
     return (
         ingest["published"] == ingest["accepted"]
         and scoring["events_consumed"] >= ingest["published"]
+        and scoring.get("scores_pending", 0) == 0
         and outreach["scores_seen"] >= scoring["scores_emitted"]
         and outreach["outbox_pending"] == 0
         and notify["letters_rendered"] + notify["deliveries_failed"] >= outreach["tasks_approved"]

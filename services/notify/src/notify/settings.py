@@ -33,7 +33,7 @@ class NotifySettings(CommonSettings):
     )
     vault_timeout_s: float = 5.0
     vault_attempts: int = Field(
-        4, ge=1, description="Tries for a vault call that fails transiently"
+        6, ge=1, description="Tries for a vault call that fails transiently"
     )
 
     def database(self) -> str:

@@ -2,9 +2,10 @@
 
 Contract: `GET {ingest_url}/internal/v1/vault/{resident_key}?task_id={task_id}` with
 `Authorization: Bearer {service_token}` answers `{"display_name", "address_lines",
-"postcode", "preferred_language"}`. ingest audit-logs every call. 403 (not approved, or
-opted out) and 404 (no such resident) are final answers; 5xx and network errors are
-retried with a backoff; 401 means our own token is wrong, which no retry fixes and no
+"postcode", "preferred_language"}`. ingest audit-logs every call. 404 (no such resident)
+is a final answer. 403 (not approved, or opted out) is asked again a few times before it
+is taken as final, because ingest learns of an approval from the same topic notify reads
+and may simply not have seen it yet; 5xx and network errors are retried with a backoff; 401 means our own token is wrong, which no retry fixes and no
 letter should be dropped for, so it stops the consumer until someone fixes the setting.
 
 The answer is personal data: it is returned in memory, never logged, stored or put on a span.
@@ -96,7 +97,7 @@ class VaultContactDirectory:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._backoff_s, max=5),
-            retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
+            retry=retry_if_exception_type((httpx.TransportError, _ServerError, _NotApprovedYet)),
             reraise=True,
         )
         try:
@@ -110,7 +111,11 @@ class VaultContactDirectory:
                     )
                     if response.status_code >= 500:
                         raise _ServerError(response.status_code)
+                    if response.status_code == 403:
+                        raise _NotApprovedYet(response)
                     return response
+        except _NotApprovedYet as refused:
+            return refused.response
         except _ServerError as error:
             raise VaultUnavailable(
                 f"the vault answered {error.status} {self._attempts} times"
@@ -159,3 +164,9 @@ class _ServerError(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"vault answered {status}")
         self.status = status
+
+
+class _NotApprovedYet(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__("vault answered 403")
+        self.response = response
