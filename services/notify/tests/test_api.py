@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from notify.app import create_app
-from notify.domain.references import reference_for
 from notify.handlers import handle_task_changed
 from notify.settings import NotifySettings
+from shared.references import reference_for
 
 pytestmark = pytest.mark.unit
 

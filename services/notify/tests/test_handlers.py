@@ -7,9 +7,9 @@ import pytest
 
 from notify.adapters.database import LetterStore
 from notify.adapters.vault import VaultUnauthorised
-from notify.domain.references import reference_for
 from notify.handlers import handle_task_changed
 from shared.database import make_engine
+from shared.references import reference_for
 
 pytestmark = pytest.mark.unit
 

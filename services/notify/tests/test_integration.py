@@ -16,12 +16,12 @@ from opentelemetry import propagate
 
 from notify.adapters.database import LetterStore
 from notify.app import create_app
-from notify.domain.references import reference_for
 from notify.handlers import handle_task_changed
 from notify.settings import NotifySettings
 from shared.codec import encode
 from shared.database import make_engine
 from shared.events import LetterSent
+from shared.references import reference_for
 from shared.topics import NOTIFY_DELIVERIES, OUTREACH_TASKS
 
 pytestmark = pytest.mark.integration

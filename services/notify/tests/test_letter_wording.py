@@ -11,7 +11,7 @@ import pytest
 
 from notify.domain.letter import Contact, build_letter, parse_blocks, wording_problems
 from notify.domain.readability import flesch_reading_ease
-from notify.domain.references import reference_for
+from shared.references import reference_for
 
 pytestmark = pytest.mark.unit
 

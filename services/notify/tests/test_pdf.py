@@ -10,7 +10,7 @@ import pytest
 
 from notify.adapters.pdf import render_letter_pdf
 from notify.domain.letter import Contact, build_letter
-from notify.domain.references import reference_for
+from shared.references import reference_for
 
 pytestmark = pytest.mark.unit
 MM = 72 / 25.4

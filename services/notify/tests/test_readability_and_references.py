@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from notify.domain.readability import count_syllables, flesch_reading_ease
-from notify.domain.references import is_reference, reference_for
+from shared.references import is_reference, reference_for
 
 pytestmark = pytest.mark.unit
 

@@ -33,8 +33,8 @@ from notify.adapters.publisher import DeliveryPublisher
 from notify.adapters.vault import ContactDirectory, ContactUnavailable
 from notify.adapters.webhook import OfficerNotifier
 from notify.domain.letter import CouncilDetails, build_letter, wording_problems
-from notify.domain.references import reference_for
 from shared.events import LetterSent, TaskChanged
+from shared.references import reference_for
 
 log = logging.getLogger(__name__)
 _EVENT_IDS = uuid.UUID("6f1c7c1e-3a53-4f55-9d0b-6e6f74696679")

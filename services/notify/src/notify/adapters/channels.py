@@ -17,7 +17,7 @@ from opentelemetry import trace
 
 from notify.adapters.pdf import render_letter_pdf
 from notify.domain.letter import Letter
-from notify.domain.references import is_reference
+from shared.references import is_reference
 
 tracer = trace.get_tracer("notify.channels")
 ChannelName = Literal["pdf", "govuk_notify"]

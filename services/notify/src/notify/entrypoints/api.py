@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from notify.adapters.channels import PdfLetterChannel
 from notify.adapters.database import LETTER_RENDERED, LetterStore, LetterSummary
-from notify.domain.references import is_reference
+from shared.references import is_reference
 
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False)

@@ -1,4 +1,5 @@
-"""Our reference: a short code printed on the letter, for replies and opt-outs.
+"""The letter reference: a short code printed on the letter, for replies and opt-outs.
+Notify prints it; outreach finds the task from it when a resident opts out.
 
 It is derived from the task id alone (never from anything about the resident), is the
 same every time for the same task, and reads easily over the phone: base32 has no 0 or
