@@ -52,15 +52,10 @@ def read_records(bootstrap: str, topic: str, predicate, want: int = 1, timeout_s
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
+            await consumer.topics()  # fetches the cluster's metadata
             partitions = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
             ]
-            if not partitions:
-                await consumer.force_metadata_update()
-                partitions = [
-                    TopicPartition(topic, p)
-                    for p in sorted(consumer.partitions_for_topic(topic) or [])
-                ]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             found = []

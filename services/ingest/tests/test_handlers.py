@@ -6,6 +6,7 @@ import pytest
 from sqlmodel import Session, select
 
 from ingest.adapters.store import ParkedChange, VaultEntry, create_tables
+from ingest.domain.mapping import load_mapping
 from ingest.handlers import accept_changes, check_changes
 from shared.codec import decode
 from shared.database import make_engine
@@ -17,6 +18,7 @@ from shared.pseudonymise import resident_key
 pytestmark = pytest.mark.unit
 KEY = "test-pseudonym-key"
 WHEN = datetime(2026, 11, 1, 10, tzinfo=UTC)
+MAPPING = load_mapping()
 
 
 @pytest.fixture
@@ -29,6 +31,12 @@ def engine(tmp_path):
 def change(source_event_id: str, table: str, record: dict, op: str = "upsert") -> SourceChange:
     return SourceChange(
         source_event_id=source_event_id, table=table, op=op, occurred_at=WHEN, record=record
+    )
+
+
+def accept(engine, changes, source="people"):
+    return accept_changes(
+        engine, changes, source=source, pseudonym_key=KEY, traceparent=None, mapping=MAPPING
     )
 
 
@@ -51,47 +59,51 @@ RESIDENT = change(
         "sex": "female",
     },
 )
+TENANCY = change(
+    "t1",
+    "housing.tenancies",
+    {"tenancy_ref": "T9", "person_ref": "P0000001", "tenure_type": "secure"},
+)
+RENT = change(
+    "a1",
+    "housing.rent_accounts",
+    {"tenancy_ref": "T9", "balance_pence": 84250, "weeks_in_arrears": 6.5, "nosp_served": True},
+)
 
 
 def test_an_accepted_change_becomes_a_pseudonymous_event_and_personal_details_go_to_the_vault(
     engine,
 ):
-    outcome = accept_changes(
-        engine, [RESIDENT], source="people", pseudonym_key=KEY, traceparent=None
-    )
+    outcome = accept(engine, [RESIDENT])
     assert outcome.accepted == 1
     [event] = published(engine)
     assert event.resident_key == resident_key("P0000001", KEY)
-    assert event.age_band == "75-84" and event.ward == "Thames View"
-    assert "P0000001" not in event.model_dump_json() and "Ada" not in event.model_dump_json()
+    assert event.record_key == event.resident_key
+    assert event.age_band == "75-84"
+    assert event.ward == "Thames View"
+    assert event.attributes["age_years"] == 76
+    assert event.attributes["deceased"] is False
+    for personal in ("P0000001", "Ada", "Example", "RM9", "1950"):
+        assert personal not in event.model_dump_json()
     with Session(engine) as session:
         vault = session.get(VaultEntry, event.resident_key)
-        assert vault is not None and vault.postcode == "RM9 4AA"
+        assert vault is not None
+        assert vault.postcode == "RM9 4AA"
 
 
-def test_the_same_change_sent_twice_is_accepted_once(engine):
-    accept_changes(engine, [RESIDENT], source="people", pseudonym_key=KEY, traceparent=None)
-    again = accept_changes(engine, [RESIDENT], source="people", pseudonym_key=KEY, traceparent=None)
-    assert again.duplicates == 1 and again.accepted == 0
+def test_the_same_change_sent_twice_is_accepted_once_even_within_one_batch(engine):
+    accept(engine, [RESIDENT, RESIDENT])
+    again = accept(engine, [RESIDENT])
+    assert again.duplicates == 1
+    assert again.accepted == 0
     assert len(published(engine)) == 1
 
 
 def test_a_rent_account_waits_for_its_tenancy_and_is_replayed_when_it_arrives(engine):
-    rent = change(
-        "a1",
-        "housing.rent_accounts",
-        {"tenancy_ref": "T9", "balance_pence": 84250, "weeks_in_arrears": 6.5, "nosp_served": True},
-    )
-    first = accept_changes(engine, [rent], source="housing", pseudonym_key=KEY, traceparent=None)
-    assert first.parked == 1 and published(engine) == []
-    tenancy = change(
-        "t1",
-        "housing.tenancies",
-        {"tenancy_ref": "T9", "person_ref": "P0000001", "tenure_type": "secure"},
-    )
-    second = accept_changes(
-        engine, [tenancy], source="housing", pseudonym_key=KEY, traceparent=None
-    )
+    first = accept(engine, [RENT], source="housing")
+    assert first.parked == 1
+    assert published(engine) == []
+    second = accept(engine, [TENANCY], source="housing")
     assert second.replayed == 1
     events = published(engine)
     assert [e.table for e in events] == ["housing.tenancies", "housing.rent_accounts"]
@@ -101,6 +113,12 @@ def test_a_rent_account_waits_for_its_tenancy_and_is_replayed_when_it_arrives(en
         assert session.exec(select(ParkedChange)).all() == []
 
 
+def test_a_link_arriving_later_in_the_same_batch_releases_the_parked_change(engine):
+    outcome = accept(engine, [RENT, TENANCY], source="housing")
+    assert outcome.replayed == 1
+    assert [e.table for e in published(engine)] == ["housing.tenancies", "housing.rent_accounts"]
+
+
 def test_a_delete_carrying_only_its_key_is_placed_through_the_earlier_row(engine):
     package = {
         "package_id": "CP-20931",
@@ -108,23 +126,21 @@ def test_a_delete_carrying_only_its_key_is_placed_through_the_earlier_row(engine
         "service_type": "home_care",
         "hours_per_week": 7.5,
     }
-    accept_changes(
-        engine,
-        [change("c1", "social_care.care_packages", package)],
-        source="care",
-        pseudonym_key=KEY,
-        traceparent=None,
-    )
-    accept_changes(
-        engine,
-        [change("c2", "social_care.care_packages", {"package_id": "CP-20931"}, "delete")],
-        source="care",
-        pseudonym_key=KEY,
-        traceparent=None,
-    )
+    accept(engine, [change("c1", "social_care.care_packages", package)], source="care")
+    delete = change("c2", "social_care.care_packages", {"package_id": "CP-20931"}, "delete")
+    accept(engine, [delete], source="care")
     deleted = published(engine)[-1]
-    assert deleted.change == "delete" and deleted.record_key == "CP-20931"
+    assert deleted.change == "delete"
+    assert deleted.record_key == "CP-20931"
     assert deleted.resident_key == resident_key("P0000001", KEY)
+
+
+def test_a_delete_that_arrives_before_its_row_waits_for_it(engine):
+    delete = change("c2", "social_care.care_packages", {"package_id": "CP-1"}, "delete")
+    assert accept(engine, [delete], source="care").parked == 1
+    package = {"package_id": "CP-1", "person_ref": "P0000001", "service_type": "telecare"}
+    accept(engine, [change("c1", "social_care.care_packages", package)], source="care")
+    assert [e.change for e in published(engine)] == ["upsert", "delete"]
 
 
 def test_every_problem_in_a_batch_is_named_by_position():
@@ -136,8 +152,11 @@ def test_every_problem_in_a_batch_is_named_by_position():
         ),
         RESIDENT,
         change("x2", "social_care.contacts", {"contact_id": "S1", "person_ref": "P1"}),
+        change("x3", "housing.boats", {"boat_ref": "B1"}),
     ]
-    problems = check_changes(bad)
-    assert len(problems) == 2
-    assert problems[0].startswith("event 0 (x1)") and "benefit_type" in problems[0]
-    assert problems[1].startswith("event 2 (x2)") and "contact_date" in problems[1]
+    problems = check_changes(bad, MAPPING)
+    assert sorted(problems) == [0, 2, 3]
+    assert problems[0].startswith("event 0 (x1)")
+    assert "benefit_type" in problems[0]
+    assert "contact_date" in problems[2]
+    assert "unknown table `housing.boats`" in problems[3]

@@ -26,7 +26,8 @@ SourceTable = Literal[
     "health.hospital_discharges",
 ]
 
-# The natural key of each source table, as the data contract defines it.
+# The natural key of each table in the council's data contract (ingest's mapping.yaml is
+# what ingest itself reads; the simulator and training use these).
 RECORD_KEYS: dict[str, str] = {
     "people.residents": "person_ref",
     "housing.tenancies": "tenancy_ref",
@@ -50,7 +51,11 @@ class SourceChange(BaseModel):
         max_length=128,
         description="Unique within the sending system; redelivery-safe",
     )
-    table: SourceTable
+    table: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$",
+        description="`<schema>.<table>`, one of the tables ingest's mapping accepts",
+        examples=["housing.rent_accounts"],
+    )
     op: Literal["upsert", "delete"] = "upsert"
     occurred_at: datetime
     record: dict[str, Scalar]

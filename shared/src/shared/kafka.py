@@ -73,20 +73,19 @@ async def publish(producer: AIOKafkaProducer, topic: str, event: BaseModel) -> N
 PoisonHandler = Callable[[ConsumerRecord, str], Awaitable[None]]
 
 
-async def consume(
+async def consume_records(
     *,
     bootstrap: str,
-    topic: str,
+    topics: list[str],
     group_id: str,
-    model: type[EventT],
-    handle: Callable[[EventT], Awaitable[None]],
-    on_poison: PoisonHandler,
+    handle_batch: Callable[[list[ConsumerRecord]], Awaitable[None]],
     stopping: asyncio.Event,
     on_ready: Callable[[], None] | None = None,
+    max_records: int = 500,
 ) -> None:
-    """Consume `topic` until `stopping` is set; see the module docstring for the rules."""
+    """Hand each poll's records to `handle_batch`, then commit: at-least-once delivery."""
     consumer = AIOKafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
@@ -99,17 +98,44 @@ async def consume(
         on_ready()
     try:
         while not stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=200)
-            for records in batches.values():
-                for record in records:
-                    await _process(record, topic, group_id, model, handle, on_poison)
-            if batches:
+            batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
+            records = [record for partition in batches.values() for record in partition]
+            if records:
+                await handle_batch(records)
                 await consumer.commit()
     except KafkaError:
-        log.exception("consumer of %s stopped on a broker error", topic)
+        log.exception("consumer of %s stopped on a broker error", ", ".join(topics))
         raise
     finally:
         await consumer.stop()
+
+
+async def consume(
+    *,
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    model: type[EventT],
+    handle: Callable[[EventT], Awaitable[None]],
+    on_poison: PoisonHandler,
+    stopping: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Consume `topic` until `stopping` is set; see the module docstring for the rules."""
+
+    async def handle_batch(records: list[ConsumerRecord]) -> None:
+        for record in records:
+            await _process(record, topic, group_id, model, handle, on_poison)
+
+    await consume_records(
+        bootstrap=bootstrap,
+        topics=[topic],
+        group_id=group_id,
+        handle_batch=handle_batch,
+        stopping=stopping,
+        on_ready=on_ready,
+        max_records=200,
+    )
 
 
 async def _process(

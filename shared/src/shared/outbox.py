@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy import update
@@ -21,8 +24,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.codec import encode, message_key
-from shared.kafka import make_producer
+from shared.kafka import ensure_topics, make_producer
 from shared.telemetry import context_from_headers, headers_from_context
+from shared.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("shared.outbox")
@@ -63,12 +67,33 @@ def outbox_entry(topic: str, event: BaseModel, traceparent: str | None = None) -
 
 
 class OutboxRelay:
-    def __init__(self, engine: Engine, bootstrap: str, batch_size: int = 500) -> None:
+    """Publishes the outbox in order, marking each entry once the broker acknowledged it.
+
+    The embedded broker (Tansu, memory storage) forgets every topic when it restarts, and
+    then acknowledges records sent to a topic it no longer has without keeping them
+    (measured). So before each batch the relay checks that the topics still exist; if
+    they have gone, it recreates them and publishes again everything it published within
+    `replay_window_s`. Consumers are idempotent on event_id, so a repeat is harmless,
+    whereas a silent gap would not be.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        bootstrap: str,
+        batch_size: int = 500,
+        replay_window_s: float = 3600.0,
+        topic_check_interval_s: float = 1.0,
+    ) -> None:
         self.engine = engine
         self.bootstrap = bootstrap
         self.batch_size = batch_size
+        self.replay_window_s = replay_window_s
+        self.topic_check_interval_s = topic_check_interval_s
         self.wake = asyncio.Event()
         self.published = 0
+        self.republished = 0
+        self._topics_checked_at = 0.0
 
     def pending(self) -> int:
         with Session(self.engine) as session:
@@ -79,10 +104,14 @@ class OutboxRelay:
             )
 
     async def run(self, stopping: asyncio.Event) -> None:
+        await ensure_topics(self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         producer = make_producer(self.bootstrap)
+        await admin.start()
         await producer.start()
         try:
             while not stopping.is_set():
+                await self._check_topics(admin)
                 sent = await self._publish_batch(producer)
                 if sent < self.batch_size:
                     self.wake.clear()
@@ -93,6 +122,37 @@ class OutboxRelay:
                     stop.cancel()
         finally:
             await producer.stop()
+            await admin.close()
+
+    async def _check_topics(self, admin: AIOKafkaAdminClient) -> None:
+        now = time.monotonic()
+        if now - self._topics_checked_at < self.topic_check_interval_s:
+            return
+        self._topics_checked_at = now
+        existing = set(await admin.list_topics())
+        missing = [t.name for t in ALL_TOPICS if t.name not in existing]
+        if not missing:
+            return
+        await ensure_topics(self.bootstrap)
+        requeued = await asyncio.to_thread(self._requeue_recent)
+        self.republished += requeued
+        log.warning(
+            "the broker has lost topics %s (restarted?); recreated them and queued %d recent "
+            "events to publish again",
+            ", ".join(missing),
+            requeued,
+        )
+
+    def _requeue_recent(self) -> int:
+        since = datetime.now(UTC) - timedelta(seconds=self.replay_window_s)
+        with Session(self.engine) as session:
+            result = session.exec(
+                update(OutboxEntry)
+                .where(col(OutboxEntry.published_at) >= since)
+                .values(published_at=None)
+            )
+            session.commit()
+            return int(result.rowcount or 0)
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
         entries = await asyncio.to_thread(self._unpublished)
@@ -100,15 +160,14 @@ class OutboxRelay:
             return 0
         deliveries = []
         for entry in entries:
-            parent = context_from_headers(
-                [("traceparent", entry.traceparent.encode())] if entry.traceparent else None
+            # Send in the trace of the request that accepted the event: the aiokafka
+            # instrumentation's send span joins it and writes its traceparent header.
+            token = otel_context.attach(
+                context_from_headers(
+                    [("traceparent", entry.traceparent.encode())] if entry.traceparent else None
+                )
             )
-            with tracer.start_as_current_span(
-                f"{entry.topic} publish",
-                context=parent,
-                kind=trace.SpanKind.PRODUCER,
-                attributes={"messaging.system": "kafka", "messaging.destination.name": entry.topic},
-            ):
+            try:
                 deliveries.append(
                     await producer.send(
                         entry.topic,
@@ -116,6 +175,8 @@ class OutboxRelay:
                         key=entry.message_key.encode() if entry.message_key else None,
                     )
                 )
+            finally:
+                otel_context.detach(token)
         await asyncio.gather(*deliveries)
         await asyncio.to_thread(self._mark_published, [e.id for e in entries if e.id is not None])
         self.published += len(entries)

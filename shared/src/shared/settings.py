@@ -24,6 +24,9 @@ class CommonSettings(BaseSettings):
         True, description="Write spans to <data_dir>/traces/<service>.jsonl (embedded default)"
     )
     log_level: str = "INFO"
+    bind_host: str = Field(
+        "127.0.0.1", description="Address the HTTP services listen on (0.0.0.0 in a container)"
+    )
 
     @property
     def is_dev(self) -> bool:

@@ -1,8 +1,9 @@
-"""Wiring: settings, database, outbox relay, the approvals consumer and the HTTP API."""
+"""Wiring: settings, mapping, database, outbox relay, the consumers and the HTTP API."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -11,58 +12,87 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from ingest.adapters.store import create_tables
-from ingest.entrypoints.consumers import approvals_consumer
+from ingest.domain.mapping import load_mapping
+from ingest.entrypoints.consumers import approvals_consumer, cdc_consumer, cdc_topics
 from ingest.entrypoints.http import router
+from ingest.entrypoints.limits import KeyRateLimit, MaxBodySize
 from ingest.settings import IngestSettings
 from shared.database import database_url, make_engine
 from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay
 from shared.service import Readiness, Supervisor
 from shared.telemetry import setup_logging, setup_tracing, shutdown_tracing
+from shared.topics import Topic
+
+Loop = Callable[[asyncio.Event], Awaitable[None]]
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = (settings or IngestSettings()).check()
+    mapping = load_mapping(settings.mapping_path)
     engine = make_engine(database_url(settings.ingest_database_url, settings.data_dir, "ingest"))
     create_tables(engine)
+    readiness = Readiness()
+    relay = OutboxRelay(engine, settings.kafka_bootstrap, settings.outbox_batch_size)
+
+    def ready(part: str) -> Callable[[], None]:
+        return lambda: readiness.set(part, True)
+
+    async def relay_loop(stopping: asyncio.Event) -> None:
+        readiness.set("outbox-relay", True)
+        await relay.run(stopping)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings.log_level)
         setup_tracing("ingest", settings.data_dir, to_file=settings.traces_to_file)
         await ensure_topics(settings.kafka_bootstrap)
-        supervisor = Supervisor(app.state.readiness)
-        supervisor.run("outbox-relay", _relay_loop(app))
-        supervisor.run(
-            "approvals-consumer",
-            approvals_consumer(
+        loops: dict[str, Loop] = {
+            "outbox-relay": relay_loop,
+            "approvals-consumer": approvals_consumer(
+                engine, settings.kafka_bootstrap, ready("approvals-consumer")
+            ),
+        }
+        if settings.cdc_from_kafka:
+            # In production Debezium makes these topics; in dev they are made here so that
+            # the consumer can subscribe before the first change arrives.
+            await ensure_topics(
+                settings.kafka_bootstrap,
+                [Topic(name, 1) for name in cdc_topics(mapping, settings.cdc_prefix)],
+            )
+            loops["cdc-consumer"] = cdc_consumer(
                 engine,
                 settings.kafka_bootstrap,
-                lambda: app.state.readiness.set("approvals-consumer", True),
-            ),
-        )
+                mapping,
+                settings.cdc_prefix,
+                settings.pseudonym_key,
+                relay.wake,
+                ready("cdc-consumer"),
+            )
+        supervisor = Supervisor(readiness)
+        for name, loop in loops.items():
+            supervisor.run(name, loop)
         yield
         await supervisor.stop()
         shutdown_tracing()
 
-    def _relay_loop(app: FastAPI):
-        async def run(stopping):
-            app.state.readiness.set("outbox-relay", True)
-            await app.state.relay.run(stopping)
-
-        return run
-
     app = FastAPI(
         title="Proactive Support — ingest",
-        description="Takes change events from council systems, pseudonymises them and publishes them.",
-        version="0.1.0",
+        description=(
+            "Takes change events from council systems (native events, Debezium Server's HTTP "
+            "sink, Kafka CDC topics), pseudonymises them and publishes them."
+        ),
+        version="0.2.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.mapping = mapping
     app.state.engine = engine
-    app.state.readiness = Readiness()
-    app.state.relay = OutboxRelay(engine, settings.kafka_bootstrap, settings.outbox_batch_size)
+    app.state.readiness = readiness
+    app.state.relay = relay
+    app.state.rate_limit = KeyRateLimit(settings.rate_limit)
     app.include_router(router)
+    app.add_middleware(MaxBodySize, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def plain_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

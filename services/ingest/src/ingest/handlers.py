@@ -1,39 +1,35 @@
-"""What ingest does with a change: check it, find whose it is, keep the personal part in
-the vault, and put the pseudonymised event in the outbox — all in one transaction."""
+"""What ingest does with changes: check them against the mapping, find whose they are,
+keep the personal part in the vault, and put pseudonymised events in the outbox — one
+transaction per request, so nothing is acknowledged before it is durable.
+
+A batch is handled with a few set-based queries (duplicates, links, vault entries,
+parked changes) rather than several queries per change: this is ingest's hot path.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
 
+from sqlalchemy import tuple_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from ingest.adapters.store import (
-    Approval,
-    ParkedChange,
-    RecordLink,
-    Rejection,
-    VaultEntry,
-)
-from ingest.domain.records import (
-    InvalidRow,
-    Resident,
-    Row,
-    non_personal_attributes,
-    validate_key_only,
-    validate_row,
-    years_between,
-)
-from shared.events import ResidentEventRecorded, TaskChanged
-from shared.inbound import RECORD_KEYS, SourceChange
+from ingest.adapters.store import Approval, ParkedChange, RecordLink, Rejection, VaultEntry
+from ingest.domain.debezium import InvalidCdc, change_from_envelope, envelopes_in, unwrap
+from ingest.domain.mapping import InvalidRow, SourceMapping, years_between
+from shared.events import EventRejected, ResidentEventRecorded, TaskChanged
+from shared.inbound import SourceChange
 from shared.outbox import OutboxEntry, outbox_entry
 from shared.pseudonymise import age_band, resident_key
-from shared.topics import RESIDENT_EVENTS
+from shared.topics import INGEST_REJECTED, RESIDENT_EVENTS
 
 EVENT_ID_NAMESPACE = uuid.UUID("5b0f6a34-3c0e-4d4b-9d55-0b5c1f2f7e11")
-# A row keyed by something other than a person is placed through the row it hangs off.
-PARENT_LINK = {"housing.rent_accounts": "housing.tenancies"}
+CHUNK = 500  # stay well inside every database's limit on bound parameters
 
 
 @dataclass
@@ -42,7 +38,28 @@ class Outcome:
     duplicates: int = 0
     parked: int = 0
     replayed: int = 0
+    rejected: int = 0
+    ignored: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "parked": self.parked,
+            "rejected": self.rejected,
+            "ignored": self.ignored,
+        }
+
+
+@dataclass
+class Rejected:
+    """A change refused with its reason, and what was sent, so an operator can replay it."""
+
+    channel: str
+    reason: str
+    source_event_id: str | None
+    payload: Any
 
 
 def event_id_for(source: str, source_event_id: str) -> uuid.UUID:
@@ -50,28 +67,123 @@ def event_id_for(source: str, source_event_id: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{source_event_id}")
 
 
-def check_changes(changes: list[SourceChange]) -> list[str]:
-    """Every problem with a batch, one plain sentence each, numbered by position."""
-    problems = []
+def check_changes(changes: list[SourceChange], mapping: SourceMapping) -> dict[int, str]:
+    """Every problem with a batch of native changes, by position, one plain sentence each."""
+    problems = {}
     for index, change in enumerate(changes):
         try:
-            _validated_row(change)
+            _checked_row(change, mapping)
         except InvalidRow as error:
-            problems.append(f"event {index} ({change.source_event_id}): {error}")
+            problems[index] = f"event {index} ({change.source_event_id}): {error}"
     return problems
 
 
-def record_rejections(
-    engine: Engine, source: str, channel: str, rejected: list[tuple[str | None, str]]
-) -> None:
+def changes_from_cdc(
+    records: Iterable[Any], mapping: SourceMapping, channel: str
+) -> tuple[list[SourceChange], list[Rejected], int]:
+    """Debezium records → checked changes, refusals with reasons, and tombstones skipped."""
+    changes: list[SourceChange] = []
+    rejected: list[Rejected] = []
+    tombstones = 0
+    for record in records:
+        try:
+            envelope = unwrap(record)
+            if envelope is None:
+                tombstones += 1
+                continue
+            change = change_from_envelope(envelope, mapping)
+            _checked_row(change, mapping)
+            changes.append(change)
+        except (InvalidCdc, InvalidRow) as error:
+            rejected.append(Rejected(channel, str(error), None, record))
+    return changes, rejected, tombstones
+
+
+def cdc_body(body: Any) -> list[Any]:
+    return envelopes_in(body)
+
+
+def _checked_row(change: SourceChange, mapping: SourceMapping) -> tuple[str, dict[str, Any] | None]:
+    if change.op == "delete":
+        return mapping.validate_key(change.table, change.record), None
+    row = mapping.validate_row(change.table, change.record)
+    return mapping.tables[change.table].record_key(row), row
+
+
+def record_rejections(engine: Engine, source: str, rejected: list[Rejected]) -> None:
+    """Keep each refusal (with what was sent, in ingest's own database) and announce it on
+    ingest.rejected.v1 (with the reason only: the payload may be personal)."""
+    if not rejected:
+        return
     with Session(engine) as session:
-        for source_event_id, reason in rejected:
-            session.add(
-                Rejection(
-                    source=source, channel=channel, source_event_id=source_event_id, reason=reason
+        for refusal in rejected:
+            row = Rejection(
+                source=source,
+                channel=refusal.channel,
+                source_event_id=refusal.source_event_id,
+                reason=refusal.reason[:2000],
+                payload=json.dumps(refusal.payload, default=str)[:1_000_000],
+            )
+            session.add(row)
+            event = EventRejected(
+                source=source,
+                channel=refusal.channel,
+                reason=refusal.reason[:2000],
+                source_event_id=refusal.source_event_id,
+            )
+            session.add(outbox_entry(INGEST_REJECTED.name, event))
+        session.commit()
+
+
+class _Batch:
+    """What one transaction already knows, loaded with set-based queries up front."""
+
+    def __init__(self, session: Session, changes: list[SourceChange], source: str) -> None:
+        self.session = session
+        self.event_ids = [str(event_id_for(source, c.source_event_id)) for c in changes]
+        self.seen: set[str] = set()
+        for chunk in _chunks(self.event_ids):
+            self.seen.update(
+                session.exec(
+                    select(OutboxEntry.event_id).where(col(OutboxEntry.event_id).in_(chunk))
                 )
             )
-        session.commit()
+        self.links: dict[tuple[str, str], RecordLink] = {}
+        self.vault: dict[str, VaultEntry | None] = {}
+        self.parked_waiting: set[tuple[str, str]] = set()
+
+    def load_links(self, pairs: set[tuple[str, str]]) -> None:
+        wanted = list(pairs - set(self.links))
+        for chunk in _chunks(wanted):
+            for link in self.session.exec(
+                select(RecordLink).where(
+                    tuple_(col(RecordLink.table_name), col(RecordLink.record_key)).in_(chunk)
+                )
+            ):
+                self.links[(link.table_name, link.record_key)] = link
+
+    def load_parked(self, pairs: set[tuple[str, str]]) -> None:
+        for chunk in _chunks(list(pairs)):
+            self.parked_waiting.update(
+                (row[0], row[1])
+                for row in self.session.exec(
+                    select(ParkedChange.waiting_for_table, ParkedChange.waiting_for_key).where(
+                        tuple_(
+                            col(ParkedChange.waiting_for_table), col(ParkedChange.waiting_for_key)
+                        ).in_(chunk)
+                    )
+                )
+            )
+
+    def vault_entry(self, key: str) -> VaultEntry | None:
+        if key not in self.vault:
+            self.vault[key] = self.session.get(VaultEntry, key)
+        return self.vault[key]
+
+
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
 def accept_changes(
@@ -81,45 +193,52 @@ def accept_changes(
     source: str,
     pseudonym_key: str,
     traceparent: str | None,
+    mapping: SourceMapping,
 ) -> Outcome:
     """Accept checked changes in one transaction; nothing is acknowledged before commit."""
     outcome = Outcome()
     with Session(engine) as session:
-        for change in changes:
-            _accept_one(session, change, source, pseudonym_key, traceparent, outcome)
+        batch = _Batch(session, changes, source)
+        pairs = {(c.table, mapping.validate_key(c.table, c.record)) for c in changes}
+        link_pairs = pairs | {
+            (mapping.tables[t].link or t, k) for t, k in pairs if mapping.tables[t].link
+        }
+        batch.load_links(link_pairs)
+        batch.load_parked(pairs)
+        for change, event_id in zip(changes, batch.event_ids, strict=True):
+            _accept_one(
+                batch, change, event_id, source, pseudonym_key, traceparent, mapping, outcome
+            )
         session.commit()
     return outcome
 
 
-def _validated_row(change: SourceChange) -> tuple[str, Row | None]:
-    if change.op == "delete":
-        return validate_key_only(change.table, change.record), None
-    row = validate_row(change.table, change.record)
-    return str(getattr(row, RECORD_KEYS[change.table])), row
-
-
 def _accept_one(
-    session: Session,
+    batch: _Batch,
     change: SourceChange,
+    event_id: str,
     source: str,
     pseudonym_key: str,
     traceparent: str | None,
+    mapping: SourceMapping,
     outcome: Outcome,
 ) -> None:
-    event_id = str(event_id_for(source, change.source_event_id))
-    if session.exec(select(OutboxEntry.id).where(OutboxEntry.event_id == event_id)).first():
+    if event_id in batch.seen:
         outcome.duplicates += 1
         return
-    record_key, row = _validated_row(change)
-    person_ref = getattr(row, "person_ref", None)
-    key = (
-        resident_key(person_ref, pseudonym_key)
-        if person_ref
-        else _linked_resident(session, change.table, record_key)
-    )
+    table = mapping.tables[change.table]
+    record_key, row = _checked_row(change, mapping)
+    person_ref = row.get(table.person) if row is not None and table.person else None
+    if person_ref:
+        key: str | None = resident_key(str(person_ref), pseudonym_key)
+    else:
+        link = batch.links.get((change.table, record_key)) or (
+            batch.links.get((table.link, record_key)) if table.link else None
+        )
+        key = link.resident_key if link else None
     if key is None:
-        waiting_for = change.table if row is None else PARENT_LINK.get(change.table, change.table)
-        session.add(
+        waiting_for = table.link if (row is not None and table.link) else change.table
+        batch.session.add(
             ParkedChange(
                 waiting_for_table=waiting_for,
                 waiting_for_key=record_key,
@@ -128,14 +247,17 @@ def _accept_one(
                 traceparent=traceparent,
             )
         )
+        batch.parked_waiting.add((waiting_for, record_key))
         outcome.parked += 1
         return
 
-    if isinstance(row, Resident):
-        _keep_in_vault(session, key, row)
+    batch.seen.add(event_id)
     if row is not None:
-        _link(session, change.table, record_key, key)
-    vault = session.get(VaultEntry, key)
+        vault_fields = mapping.vault_fields(change.table, row)
+        if vault_fields and table.person:
+            _keep_in_vault(batch, key, str(person_ref), vault_fields)
+        _link(batch, change.table, record_key, key)
+    vault = batch.vault_entry(key)
     on = change.occurred_at.date()
     event = ResidentEventRecorded(
         event_id=uuid.UUID(event_id),
@@ -143,82 +265,73 @@ def _accept_one(
         resident_key=key,
         source=source,
         table=change.table,
-        # A resident's own row is keyed by the person reference, which never leaves ingest.
-        record_key=key if change.table == "people.residents" else record_key,
+        # A row keyed by the person reference is published under the resident key instead.
+        record_key=key if table.key == [table.person] else record_key,
         change=change.op,
-        attributes=non_personal_attributes(row, on) if row else {},
-        age_band=age_band(years_between(vault.date_of_birth, on))
-        if vault and vault.date_of_birth
-        else None,
+        attributes=mapping.public_attributes(change.table, row, on) if row else {},
+        age_band=_age_band(vault.date_of_birth if vault else None, on),
         ward=vault.ward if vault else None,
     )
-    session.add(outbox_entry(RESIDENT_EVENTS.name, event, traceparent))
+    batch.session.add(outbox_entry(RESIDENT_EVENTS.name, event, traceparent))
     outcome.accepted += 1
-    if row is not None:
-        _replay_parked(session, change.table, record_key, pseudonym_key, outcome)
+    if row is not None and (change.table, record_key) in batch.parked_waiting:
+        _replay_parked(batch, change.table, record_key, pseudonym_key, mapping, outcome)
 
 
-def _linked_resident(session: Session, table: str, record_key: str) -> str | None:
-    for link_table in (table, PARENT_LINK.get(table)):
-        if link_table is None:
-            continue
-        link = session.exec(
-            select(RecordLink).where(
-                RecordLink.table_name == link_table, RecordLink.record_key == record_key
-            )
-        ).first()
-        if link:
-            return link.resident_key
-    return None
+def _age_band(born: date | None, on: date) -> str | None:
+    return age_band(years_between(born, on)) if born else None
 
 
-def _link(session: Session, table: str, record_key: str, key: str) -> None:
-    link = session.exec(
-        select(RecordLink).where(
-            RecordLink.table_name == table, RecordLink.record_key == record_key
-        )
-    ).first()
+def _link(batch: _Batch, table: str, record_key: str, key: str) -> None:
+    link = batch.links.get((table, record_key))
     if link is None:
-        session.add(RecordLink(table_name=table, record_key=record_key, resident_key=key))
-        session.flush()
+        link = RecordLink(table_name=table, record_key=record_key, resident_key=key)
+        batch.session.add(link)
+        batch.links[(table, record_key)] = link
     elif link.resident_key != key:
         link.resident_key = key
-        session.add(link)
+        batch.session.add(link)
 
 
-def _keep_in_vault(session: Session, key: str, row: Resident) -> None:
-    entry = session.get(VaultEntry, key) or VaultEntry(resident_key=key, person_ref=row.person_ref)
-    for column in (
-        "given_name",
-        "family_name",
-        "date_of_birth",
-        "address_line_1",
-        "address_line_2",
-        "address_line_3",
-        "town",
-        "postcode",
-        "uprn",
-        "ward",
-        "preferred_language",
-    ):
-        setattr(entry, column, getattr(row, column))
-    session.add(entry)
-    session.flush()
+def _keep_in_vault(batch: _Batch, key: str, person_ref: str, fields: dict[str, Any]) -> None:
+    entry = batch.vault_entry(key)
+    if entry is None:
+        entry = VaultEntry(resident_key=key, person_ref=person_ref)
+        batch.vault[key] = entry
+    for name, value in fields.items():
+        setattr(entry, name, value)
+    batch.session.add(entry)
 
 
 def _replay_parked(
-    session: Session, table: str, record_key: str, pseudonym_key: str, outcome: Outcome
+    batch: _Batch,
+    table: str,
+    record_key: str,
+    pseudonym_key: str,
+    mapping: SourceMapping,
+    outcome: Outcome,
 ) -> None:
-    waiting = session.exec(
+    batch.session.flush()
+    waiting = batch.session.exec(
         select(ParkedChange)
         .where(ParkedChange.waiting_for_table == table, ParkedChange.waiting_for_key == record_key)
         .order_by(col(ParkedChange.id))
     ).all()
+    batch.parked_waiting.discard((table, record_key))
     for parked in waiting:
-        session.delete(parked)
-        session.flush()
+        batch.session.delete(parked)
         change = SourceChange.model_validate_json(parked.change_json)
-        _accept_one(session, change, parked.source, pseudonym_key, parked.traceparent, outcome)
+        event_id = str(event_id_for(parked.source, change.source_event_id))
+        _accept_one(
+            batch,
+            change,
+            event_id,
+            parked.source,
+            pseudonym_key,
+            parked.traceparent,
+            mapping,
+            outcome,
+        )
         outcome.replayed += 1
 
 

@@ -71,14 +71,18 @@ class ParkedChange(SQLModel, table=True):
 
 
 class Rejection(SQLModel, table=True):
-    """An inbound change ingest refused, with the reason. Holds no personal data."""
+    """An inbound change ingest refused, with the reason and what was sent, so that an
+    operator can inspect it and replay it once the cause is fixed. What was sent may be
+    personal: it stays here, in ingest's own database, and is never published."""
 
     id: int | None = Field(default=None, primary_key=True)
     source: str
     channel: str
     source_event_id: str | None = None
     reason: str
+    payload: str | None = None
     received_at: datetime = Field(default_factory=_now)
+    replayed_at: datetime | None = None
 
 
 class Approval(SQLModel, table=True):
@@ -120,9 +124,22 @@ def create_source_key(engine: Engine, source: str) -> str:
     return api_key
 
 
-def source_for_key(engine: Engine, api_key: str) -> str | None:
+def key_holder(engine: Engine, api_key: str) -> SourceKey | None:
+    """The key's record (revoked or not), or None for a key never issued."""
     with Session(engine) as session:
-        row = session.exec(
-            select(SourceKey).where(SourceKey.key_hash == hash_key(api_key), ~SourceKey.revoked)  # type: ignore[arg-type]
+        return session.exec(
+            select(SourceKey).where(SourceKey.key_hash == hash_key(api_key))
         ).first()
-        return row.source if row else None
+
+
+def revoke_source_keys(engine: Engine, source: str) -> int:
+    """Revoke every key of a source system; returns how many were revoked."""
+    with Session(engine) as session:
+        keys = session.exec(
+            select(SourceKey).where(SourceKey.source == source, SourceKey.revoked == False)  # noqa: E712
+        ).all()
+        for key in keys:
+            key.revoked = True
+            session.add(key)
+        session.commit()
+        return len(keys)

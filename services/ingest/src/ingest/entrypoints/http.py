@@ -1,13 +1,19 @@
-"""Ingest's HTTP API: source systems post changes; notify reads the vault; ops read stats."""
+"""Ingest's HTTP API: source systems post changes (native or Debezium); notify reads the
+vault; outreach checks a postcode for an opt-out; operators inspect and replay rejections."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import secrets
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -17,16 +23,25 @@ from ingest.adapters.store import (
     Rejection,
     VaultAccess,
     VaultEntry,
-    source_for_key,
+    hash_key,
+    key_holder,
 )
 from ingest.domain.vault import decide_vault_access, display_name
-from ingest.handlers import accept_changes, check_changes, record_rejections
+from ingest.handlers import (
+    Rejected,
+    accept_changes,
+    cdc_body,
+    changes_from_cdc,
+    check_changes,
+    record_rejections,
+)
 from shared.inbound import SourceChange, SourceChangeBatch
 from shared.outbox import OutboxEntry, current_traceparent
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+SAMPLES = Path(__file__).resolve().parent / "examples"
 
 
 def _source(request: Request, credentials: Credentials) -> str:
@@ -34,12 +49,22 @@ def _source(request: Request, credentials: Credentials) -> str:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "Send your source's API key as a Bearer token."
         )
-    source = source_for_key(request.app.state.engine, credentials.credentials)
-    if source is None:
+    holder = key_holder(request.app.state.engine, credentials.credentials)
+    if holder is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "That API key is not known.")
+    if holder.revoked:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "That API key is not known or was revoked."
+            status.HTTP_403_FORBIDDEN, "That API key was revoked; ask for a new one."
         )
-    return source
+    limiter = request.app.state.rate_limit
+    key_hash = hash_key(credentials.credentials)
+    if not limiter.allow(key_hash):
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "Too many requests for this API key; slow down and send larger batches.",
+            headers={"Retry-After": str(limiter.retry_after_s(key_hash))},
+        )
+    return holder.source
 
 
 def _service(request: Request, credentials: Credentials) -> str:
@@ -52,48 +77,148 @@ def _service(request: Request, credentials: Credentials) -> str:
 SourceName = Annotated[str, Depends(_source)]
 ServiceCaller = Annotated[str, Depends(_service)]
 
+NATIVE_EXAMPLE = {
+    "events": [
+        {
+            "source_event_id": "housing-2026-000123",
+            "table": "housing.rent_accounts",
+            "op": "upsert",
+            "occurred_at": "2026-11-01T09:30:00Z",
+            "record": {
+                "tenancy_ref": "T0004411",
+                "balance_pence": 84250,
+                "weeks_in_arrears": 6.5,
+                "last_payment_date": "2026-09-20",
+                "nosp_served": True,
+                "eviction_date": None,
+            },
+        }
+    ]
+}
 
-@router.post("/v1/events", status_code=status.HTTP_202_ACCEPTED)
+
+@router.post(
+    "/v1/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        401: {"description": "No API key, or an unknown one"},
+        403: {"description": "A revoked API key"},
+        413: {"description": "The body is too large"},
+        422: {"description": "An invalid change: every problem is named; none was accepted"},
+        429: {"description": "Too many requests for this API key"},
+    },
+)
 async def post_events(
-    payload: SourceChangeBatch | SourceChange, source: SourceName, request: Request
-) -> dict[str, Any]:
+    payload: Annotated[
+        SourceChangeBatch | SourceChange,
+        Body(openapi_examples={"batch": {"value": NATIVE_EXAMPLE}}),
+    ],
+    source: SourceName,
+    request: Request,
+) -> dict[str, int]:
     """Accept one native change, or a batch of up to 1,000 as `{"events": [...]}`.
 
-    All or nothing: if any change is invalid, none is accepted, every problem is listed
-    and kept with its reason. Sending the same `source_event_id` again is harmless.
+    All or nothing: if any change is invalid, none is accepted, every problem is named,
+    and each refusal is kept with its reason. Sending the same `source_event_id` again
+    is harmless.
     """
     changes = payload.events if isinstance(payload, SourceChangeBatch) else [payload]
-    problems = check_changes(changes)
+    mapping = request.app.state.mapping
+    problems = check_changes(changes, mapping)
     engine = request.app.state.engine
     if problems:
-        await asyncio.to_thread(
-            record_rejections,
-            engine,
-            source,
-            "http",
-            [(c.source_event_id, p) for c, p in zip(changes, problems, strict=False)],
-        )
+        refused = [
+            Rejected(
+                "http", problem, changes[i].source_event_id, changes[i].model_dump(mode="json")
+            )
+            for i, problem in problems.items()
+        ]
+        await asyncio.to_thread(record_rejections, engine, source, refused)
+        request.app.state.relay.wake.set()
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             {
                 "message": f"{len(problems)} of {len(changes)} events are not valid; none was accepted.",
-                "problems": problems,
+                "problems": list(problems.values()),
             },
         )
-    traceparent = current_traceparent()
     outcome = await asyncio.to_thread(
         accept_changes,
         engine,
         changes,
         source=source,
         pseudonym_key=request.app.state.settings.pseudonym_key,
-        traceparent=traceparent,
+        traceparent=current_traceparent(),
+        mapping=mapping,
     )
     request.app.state.relay.wake.set()
     return {
         "accepted": outcome.accepted,
         "duplicates": outcome.duplicates,
         "parked": outcome.parked,
+    }
+
+
+def _cdc_example() -> dict[str, Any]:
+    path = SAMPLES / "rent_account_update.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@router.post(
+    "/v1/cdc",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "description": "A Debezium change event (with or without the "
+                        "schema/payload wrapper), or an array of them; null is a tombstone.",
+                        "oneOf": [{"type": "object"}, {"type": "array"}, {"type": "null"}],
+                    },
+                    "examples": {"update": {"value": _cdc_example()}},
+                }
+            },
+        }
+    },
+)
+async def post_cdc(source: SourceName, request: Request) -> dict[str, int]:
+    """Debezium Server's HTTP sink. Each record is taken or refused on its own: a refused
+    record is kept with its reason (and can be replayed), so the sink is never stuck
+    retrying one bad change. Redelivery is harmless (idempotent on table, key, log
+    position and op)."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except json.JSONDecodeError as error:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"The body is not JSON: {error}"
+        ) from error
+    mapping = request.app.state.mapping
+    changes, rejected, tombstones = changes_from_cdc(cdc_body(body), mapping, "cdc-http")
+    engine = request.app.state.engine
+    await asyncio.to_thread(record_rejections, engine, source, rejected)
+    outcome = await asyncio.to_thread(
+        accept_changes,
+        engine,
+        changes,
+        source=source,
+        pseudonym_key=request.app.state.settings.pseudonym_key,
+        traceparent=current_traceparent(),
+        mapping=mapping,
+    )
+    request.app.state.relay.wake.set()
+    return {**outcome.as_dict(), "rejected": len(rejected), "ignored": tombstones}
+
+
+@router.get("/v1/schema")
+def schemas(request: Request) -> dict[str, Any]:
+    """JSON Schemas of a native event, a batch, and the row of each mapped table."""
+    mapping = request.app.state.mapping
+    return {
+        "event": SourceChange.model_json_schema(),
+        "batch": SourceChangeBatch.model_json_schema(),
+        "tables": {name: t.row_model.model_json_schema() for name, t in mapping.tables.items()},
     }
 
 
@@ -142,11 +267,91 @@ def read_vault(
         }
 
 
+class PostcodeCheck(BaseModel):
+    resident_key: str = Field(pattern=r"^r_[0-9a-f]{32}$")
+    postcode: str = Field(min_length=2, max_length=16)
+
+
+def _normalised_postcode(postcode: str) -> str:
+    return re.sub(r"\s+", "", postcode).upper()
+
+
+@router.post("/internal/v1/vault/verify-postcode")
+def verify_postcode(check: PostcodeCheck, _: ServiceCaller, request: Request) -> dict[str, bool]:
+    """Does this postcode belong to this resident? Yes or no, and nothing else: outreach
+    uses it to check an opt-out made with a letter reference and a postcode."""
+    with Session(request.app.state.engine) as session:
+        entry = session.get(VaultEntry, check.resident_key)
+        match = bool(
+            entry
+            and entry.postcode
+            and _normalised_postcode(entry.postcode) == _normalised_postcode(check.postcode)
+        )
+        session.add(
+            VaultAccess(
+                caller="service",
+                resident_key=check.resident_key,
+                task_id=None,
+                purpose="postcode check for an opt-out",
+                granted=match,
+            )
+        )
+        session.commit()
+    return {"match": match}
+
+
 @router.get("/v1/rejections")
-def list_rejections(_: ServiceCaller, request: Request, limit: int = 100) -> list[dict[str, Any]]:
+def list_rejections(
+    _: ServiceCaller, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    """Refused changes, newest first, with their reasons (what was sent is not shown here)."""
     with Session(request.app.state.engine) as session:
         rows = session.exec(select(Rejection).order_by(col(Rejection.id).desc()).limit(limit))
-        return [r.model_dump(mode="json") for r in rows]
+        return [r.model_dump(mode="json", exclude={"payload"}) for r in rows]
+
+
+@router.post("/v1/rejections/{rejection_id}/replay")
+async def replay_rejection(rejection_id: int, _: ServiceCaller, request: Request) -> dict[str, Any]:
+    """Try a refused change again (say, after the mapping was corrected)."""
+    engine = request.app.state.engine
+    mapping = request.app.state.mapping
+    with Session(engine) as session:
+        rejection = session.get(Rejection, rejection_id)
+        if rejection is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No rejection {rejection_id}.")
+        if rejection.replayed_at is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "That change was replayed already.")
+        payload = json.loads(rejection.payload or "null")
+        source, channel = rejection.source, rejection.channel
+    problems: list[str]
+    if channel == "http":
+        try:
+            changes = [SourceChange.model_validate(payload)]
+        except ValueError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+        problems = list(check_changes(changes, mapping).values())
+    else:
+        changes, still_rejected, _tombstones = changes_from_cdc([payload], mapping, channel)
+        problems = [r.reason for r in still_rejected]
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"problems": problems})
+    outcome = await asyncio.to_thread(
+        accept_changes,
+        engine,
+        changes,
+        source=source,
+        pseudonym_key=request.app.state.settings.pseudonym_key,
+        traceparent=current_traceparent(),
+        mapping=mapping,
+    )
+    with Session(engine) as session:
+        rejection = session.get(Rejection, rejection_id)
+        if rejection is not None:
+            rejection.replayed_at = datetime.now(UTC)
+            session.add(rejection)
+            session.commit()
+    request.app.state.relay.wake.set()
+    return {"replayed": rejection_id, **outcome.as_dict()}
 
 
 @router.get("/healthz")
@@ -170,10 +375,16 @@ def stats(request: Request) -> dict[str, int]:
         def count(query: Any) -> int:
             return int(session.exec(query).one())
 
+        resident_events = OutboxEntry.topic == "resident.events.v1"
         return {
-            "accepted": count(select(func.count()).select_from(OutboxEntry)),
+            "accepted": count(select(func.count()).where(resident_events)),
             "published": count(
-                select(func.count()).where(col(OutboxEntry.published_at).is_not(None))
+                select(func.count()).where(
+                    resident_events, col(OutboxEntry.published_at).is_not(None)
+                )
+            ),
+            "outbox_pending": count(
+                select(func.count()).where(col(OutboxEntry.published_at).is_(None))
             ),
             "rejected": count(select(func.count()).select_from(Rejection)),
             "parked": count(select(func.count()).select_from(ParkedChange)),
