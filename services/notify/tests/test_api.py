@@ -36,9 +36,11 @@ def test_healthz_says_ok(client):
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_is_503_until_the_consumer_is_ready(client, app):
+def test_readyz_is_503_until_both_consumers_are_ready(client, app):
     assert client.get("/readyz").status_code == 503
     app.state.readiness.set("outreach-tasks-consumer", True)
+    assert client.get("/readyz").status_code == 503
+    app.state.readiness.set("resident-optouts-consumer", True)
     assert client.get("/readyz").status_code == 200
 
 
@@ -48,6 +50,8 @@ def test_stats_counts_from_the_database(client):
         "letters_rendered": 0,
         "notifications_sent": 0,
         "deliveries_failed": 0,
+        "letters_cancelled": 0,
+        "letters_received": 0,
         "dead_letters": 0,
     }
 

@@ -49,6 +49,8 @@ async def test_the_same_approval_delivered_twice_renders_and_sends_once(kit, dep
         "letters_rendered": 1,
         "notifications_sent": 1,
         "deliveries_failed": 0,
+        "letters_cancelled": 0,
+        "letters_received": 0,
         "dead_letters": 0,
     }
 

@@ -171,6 +171,8 @@ async def test_the_repository_and_handler_work_on_postgresql(postgres_url, kit, 
             "letters_rendered": 1,
             "notifications_sent": 1,
             "deliveries_failed": 1,
+            "letters_cancelled": 0,
+            "letters_received": 0,
             "dead_letters": 1,
         }
         listed = {row.reference: row for row in store.list_letters()}

@@ -1,9 +1,8 @@
-"""How a letter leaves the platform. Today: a PDF file for the council's print room.
+"""How a letter leaves the platform: a PDF file for the council's print room, or GOV.UK Notify.
 
-A channel takes a finished letter and returns the delivery status to record. GOV.UK
-Notify would be a second implementation: render the same PDF and POST it as a
-precompiled letter (`/v2/notifications/letter` with `reference` and base64 `content`),
-returning Notify's status; the PDF already follows Notify's layout rules.
+The PDF channel writes the file and is done. The Notify channel either posts the same PDF
+as a precompiled letter (it already follows Notify's layout rules) or fills in a Notify
+letter template; the handler keeps the once-only record around it.
 """
 
 from __future__ import annotations
@@ -11,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from opentelemetry import trace
 
+from notify.adapters.govuk_notify import Answer, GovukNotify
 from notify.adapters.pdf import render_letter_pdf
 from notify.domain.letter import Letter
 from shared.references import is_reference
@@ -58,3 +58,52 @@ class PdfLetterChannel:
             out.flush()
             os.fsync(out.fileno())
         partial.replace(final)  # a reader never sees half a letter
+
+
+class NotifyLetterChannel:
+    """Sends a letter through GOV.UK Notify, as our PDF or through a Notify letter template."""
+
+    name: ChannelName = "govuk_notify"
+
+    def __init__(
+        self,
+        api: GovukNotify,
+        *,
+        mode: Literal["precompiled", "template"] = "precompiled",
+        postage: str = "second",
+        template_id: str | None = None,
+    ) -> None:
+        if mode == "template" and not template_id:
+            raise ValueError("a templated Notify letter needs the template's id")
+        self.api = api
+        self.mode = mode
+        self.postage = postage
+        self.template_id = template_id
+
+    async def send(self, letter: Letter) -> str:
+        raise NotImplementedError("Notify letters go through submit(), with a delivery record")
+
+    async def submit(self, letter: Letter, notify_reference: str, *, maybe_sent: bool) -> Answer:
+        """Hand the letter to Notify; returns Notify's answer (it has the notification `id`)."""
+        if self.mode == "template":
+            return await self.api.send_template_letter(
+                notify_reference,
+                self.template_id or "",
+                personalisation(letter),
+                maybe_sent=maybe_sent,
+            )
+        with tracer.start_as_current_span("render letter pdf") as span:
+            pdf = await asyncio.to_thread(render_letter_pdf, letter)
+            span.set_attribute("notify.letter.bytes", len(pdf))
+        return await self.api.send_precompiled_letter(
+            notify_reference, pdf, self.postage, maybe_sent=maybe_sent
+        )
+
+
+def personalisation(letter: Letter) -> dict[str, Any]:
+    """A Notify letter template's placeholders: the address in lines 1-7, then the wording's fields."""
+    address = {
+        f"address_line_{number}": line
+        for number, line in enumerate(letter.recipient_lines, start=1)
+    }
+    return {**address, **letter.fields}

@@ -10,6 +10,7 @@ left clear for Notify's tag. Text is 12 pt, in a plain sans-serif, as clear-prin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
@@ -43,8 +44,13 @@ ADDRESS_LEFT = 24.6 * mm
 ADDRESS_TOP = 39.5 * mm
 ADDRESS_BOTTOM = 66.3 * mm
 ADDRESS_RIGHT = 120.0 * mm
+# Seven lines fit the 26.8 mm window at 10 pt; an address of five lines or fewer gets room
+# to breathe at 11 pt, so a postman (and the resident) reads it easily.
 ADDRESS_FONT_SIZE = 10
-ADDRESS_LEADING = 10.5  # seven lines fit the 26.8 mm window
+ADDRESS_LEADING = 10.5
+ROOMY_ADDRESS_LINES = 5
+ROOMY_ADDRESS_FONT_SIZE = 11
+ROOMY_ADDRESS_LEADING = 13.5
 SERVICE_DETAILS_LEFT = 125.0 * mm
 BODY_TOP_PAGE_ONE = 95.0 * mm
 BODY_LEFT = ADDRESS_LEFT
@@ -107,8 +113,12 @@ class _TickBox(Flowable):
         self.canv.rect(0, 0, self.size, self.size)
 
 
+_BETWEEN_DIGITS = re.compile(r"(?<=\d) (?=\d)")
+
+
 def _text(text: str) -> str:
-    return escape(text)
+    # A phone number or postcode split over two lines is easy to misread: keep each whole.
+    return escape(_BETWEEN_DIGITS.sub("\u00a0", text))
 
 
 def _flowables(blocks: tuple[Block, ...], styles: _Styles, width: float) -> list[Flowable]:
@@ -208,10 +218,13 @@ def _first_page(letter: Letter, styles: _Styles) -> PageCallback:
             canvas.drawString(SERVICE_DETAILS_LEFT, y, line)
             y -= 13
 
-        text = canvas.beginText(ADDRESS_LEFT, PAGE_HEIGHT - ADDRESS_TOP - ADDRESS_FONT_SIZE)
-        text.setFont(styles.regular, ADDRESS_FONT_SIZE, ADDRESS_LEADING)
+        roomy = len(letter.recipient_lines) <= ROOMY_ADDRESS_LINES
+        size = ROOMY_ADDRESS_FONT_SIZE if roomy else ADDRESS_FONT_SIZE
+        leading = ROOMY_ADDRESS_LEADING if roomy else ADDRESS_LEADING
+        text = canvas.beginText(ADDRESS_LEFT, PAGE_HEIGHT - ADDRESS_TOP - size)
+        text.setFont(styles.regular, size, leading)
         for line in letter.recipient_lines:
-            text.textLine(_fit(line, styles.regular, ADDRESS_RIGHT - ADDRESS_LEFT))
+            text.textLine(_fit(line, styles.regular, ADDRESS_RIGHT - ADDRESS_LEFT, size))
         canvas.drawText(text)
         _footer(canvas, letter, styles)
         canvas.restoreState()
@@ -241,9 +254,9 @@ def _footer(canvas: Canvas, letter: Letter, styles: _Styles) -> None:
     )
 
 
-def _fit(line: str, font: str, width: float) -> str:
+def _fit(line: str, font: str, width: float, size: float) -> str:
     """Shorten an address line that would run past the envelope window."""
-    while line and pdfmetrics.stringWidth(line, font, ADDRESS_FONT_SIZE) > width:
+    while line and pdfmetrics.stringWidth(line, font, size) > width:
         line = line[:-1]
     return line
 

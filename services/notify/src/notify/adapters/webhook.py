@@ -1,12 +1,14 @@
-"""Tells the approving team that a letter is on its way, by POSTing JSON to a webhook.
+"""Tells the approving team about a letter, by POSTing JSON to a webhook.
 
-The body carries the task id, team, due date, our reference and links: never a name or
-an address. Transient failures are retried; a 4xx is a final answer that is recorded.
+The body (see notify.domain.notices) has a `text` that Microsoft Teams and Slack incoming
+webhooks show as it is, plus structured fields: the task id, team, due date, our reference
+and links, never a name or an address. Transient failures are retried; a 4xx is a final
+answer that is recorded.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 from opentelemetry import trace
@@ -15,7 +17,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 tracer = trace.get_tracer("notify.webhook")
 
 
+NoticeChannel = Literal["webhook", "govuk_notify"]
+
+
 class OfficerNotifier(Protocol):
+    channel: NoticeChannel
+
     async def notify(self, notice: dict[str, Any]) -> str:
         """Send the notice; returns "sent", or the reason it was refused for good."""
         ...
@@ -30,6 +37,8 @@ class _Retryable(Exception):
 
 
 class WebhookOfficerNotifier:
+    channel: NoticeChannel = "webhook"
+
     def __init__(
         self,
         url: str,

@@ -137,6 +137,8 @@ class Letter:
     recipient_lines: tuple[str, ...] = field(repr=False)
     salutation_name: str = field(repr=False)
     blocks: tuple[Block, ...] = field(repr=False)
+    # The values the wording was built from, for a GOV.UK Notify letter template's placeholders.
+    fields: dict[str, str | list[str]] = field(default_factory=dict, repr=False)
 
     def body_text(self) -> str:
         """The wording a resident reads as the letter itself (not the address or reply slip)."""
@@ -203,15 +205,18 @@ def build_letter(
 ) -> Letter:
     team = council.team(task.team)
     contact_by = task.due_by or today + timedelta(days=council.default_contact_days)
+    offers = offers_for(task, council)
+    records = record_names_for(task, council)
+    other_language = council.language_name(contact.preferred_language)
     wording = template.render(
         name=contact.display_name,
         council=council,
         team=team,
         reference=reference,
-        offers=offers_for(task, council),
-        records=record_names_for(task, council),
+        offers=offers,
+        records=records,
         contact_by=long_date(contact_by),
-        other_language=council.language_name(contact.preferred_language),
+        other_language=other_language,
         join_words=join_words,
     )
     return Letter(
@@ -221,6 +226,22 @@ def build_letter(
         recipient_lines=contact.recipient_lines(),
         salutation_name=contact.display_name,
         blocks=parse_blocks(wording),
+        fields={
+            "name": contact.display_name,
+            "reference": reference,
+            "team": team.name,
+            "team_phone": team.phone or council.phone,
+            "contact_by": long_date(contact_by),
+            "offers": join_words(offers),
+            "records": records,
+            "never_used": list(council.never_used),
+            "other_language": other_language or "",
+            "phone": council.phone,
+            "web_form": council.web_form,
+            "hub": ", ".join([council.hub.name, *council.hub.address_lines]),
+            "hub_hours": ", and ".join(council.hub.hours),
+            "transparency_url": council.transparency_url,
+        },
     )
 
 
