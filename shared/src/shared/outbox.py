@@ -54,6 +54,20 @@ def current_traceparent() -> str | None:
     return {k: v.decode() for k, v in headers_from_context()}.get("traceparent")
 
 
+def outbox_row(topic: str, event: BaseModel, traceparent: str | None = None) -> dict[str, object]:
+    """An outbox row as plain values, for inserting many at once on a hot path."""
+    key = message_key(event)
+    return {
+        "event_id": str(event.event_id),  # type: ignore[attr-defined]
+        "topic": topic,
+        "message_key": key.decode() if key else None,
+        "payload": encode(event),
+        "traceparent": traceparent or current_traceparent(),
+        "created_at": _now(),
+        "published_at": None,
+    }
+
+
 def outbox_entry(topic: str, event: BaseModel, traceparent: str | None = None) -> OutboxEntry:
     """An outbox row for an event, carrying the current trace unless one is given."""
     key = message_key(event)

@@ -12,10 +12,10 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import tuple_
+from sqlalchemy import insert, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -24,7 +24,7 @@ from ingest.domain.debezium import InvalidCdc, change_from_envelope, envelopes_i
 from ingest.domain.mapping import InvalidRow, SourceMapping, years_between
 from shared.events import EventRejected, ResidentEventRecorded, TaskChanged
 from shared.inbound import SourceChange
-from shared.outbox import OutboxEntry, outbox_entry
+from shared.outbox import OutboxEntry, outbox_entry, outbox_row
 from shared.pseudonymise import age_band, resident_key
 from shared.topics import INGEST_REJECTED, RESIDENT_EVENTS
 
@@ -148,9 +148,13 @@ class _Batch:
                     select(OutboxEntry.event_id).where(col(OutboxEntry.event_id).in_(chunk))
                 )
             )
-        self.links: dict[tuple[str, str], RecordLink] = {}
+        self.links: dict[tuple[str, str], str] = {}
+        self.new_links: dict[tuple[str, str], str] = {}
+        self.moved_links: dict[tuple[str, str], str] = {}
         self.vault: dict[str, VaultEntry | None] = {}
         self.parked_waiting: set[tuple[str, str]] = set()
+        self.outbox_rows: list[dict[str, Any]] = []
+        self.new_vault: dict[str, dict[str, Any]] = {}
 
     def load_links(self, pairs: set[tuple[str, str]]) -> None:
         wanted = list(pairs - set(self.links))
@@ -160,7 +164,7 @@ class _Batch:
                     tuple_(col(RecordLink.table_name), col(RecordLink.record_key)).in_(chunk)
                 )
             ):
-                self.links[(link.table_name, link.record_key)] = link
+                self.links[(link.table_name, link.record_key)] = link.resident_key
 
     def load_parked(self, pairs: set[tuple[str, str]]) -> None:
         for chunk in _chunks(list(pairs)):
@@ -175,10 +179,47 @@ class _Batch:
                 )
             )
 
+    def load_vault(self, keys: set[str]) -> None:
+        wanted = list(keys - set(self.vault))
+        for key in wanted:
+            self.vault[key] = None
+        for chunk in _chunks(wanted):
+            for entry in self.session.exec(
+                select(VaultEntry).where(col(VaultEntry.resident_key).in_(chunk))
+            ):
+                self.vault[entry.resident_key] = entry
+
     def vault_entry(self, key: str) -> VaultEntry | None:
         if key not in self.vault:
-            self.vault[key] = self.session.get(VaultEntry, key)
+            self.load_vault({key})
         return self.vault[key]
+
+    def write(self) -> None:
+        """Everything gathered, inserted set-wise (executemany), then committed."""
+        if self.new_links:
+            self.session.execute(
+                insert(RecordLink),
+                [
+                    {"table_name": t, "record_key": k, "resident_key": r}
+                    for (t, k), r in self.new_links.items()
+                ],
+            )
+        for (table, record_key), resident in self.moved_links.items():
+            self.session.execute(
+                update(RecordLink)
+                .where(
+                    col(RecordLink.table_name) == table, col(RecordLink.record_key) == record_key
+                )
+                .values(resident_key=resident)
+            )
+        if self.new_vault:
+            now = datetime.now(UTC)
+            self.session.execute(
+                insert(VaultEntry), [{**row, "updated_at": now} for row in self.new_vault.values()]
+            )
+        if self.outbox_rows:
+            self.session.execute(insert(OutboxEntry), self.outbox_rows)
+        self.session.commit()
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
@@ -197,7 +238,7 @@ def accept_changes(
 ) -> Outcome:
     """Accept checked changes in one transaction; nothing is acknowledged before commit."""
     outcome = Outcome()
-    with Session(engine) as session:
+    with Session(engine) as session, session.no_autoflush:
         batch = _Batch(session, changes, source)
         pairs = {(c.table, mapping.validate_key(c.table, c.record)) for c in changes}
         link_pairs = pairs | {
@@ -205,11 +246,19 @@ def accept_changes(
         }
         batch.load_links(link_pairs)
         batch.load_parked(pairs)
+        people = {
+            c.record[mapping.tables[c.table].person]  # type: ignore[index]
+            for c in changes
+            if mapping.tables[c.table].person and c.record.get(mapping.tables[c.table].person)  # type: ignore[arg-type]
+        }
+        batch.load_vault(
+            {resident_key(str(p), pseudonym_key) for p in people} | set(batch.links.values())
+        )
         for change, event_id in zip(changes, batch.event_ids, strict=True):
             _accept_one(
                 batch, change, event_id, source, pseudonym_key, traceparent, mapping, outcome
             )
-        session.commit()
+        batch.write()
     return outcome
 
 
@@ -232,10 +281,9 @@ def _accept_one(
     if person_ref:
         key: str | None = resident_key(str(person_ref), pseudonym_key)
     else:
-        link = batch.links.get((change.table, record_key)) or (
+        key = batch.links.get((change.table, record_key)) or (
             batch.links.get((table.link, record_key)) if table.link else None
         )
-        key = link.resident_key if link else None
     if key is None:
         waiting_for = table.link if (row is not None and table.link) else change.table
         batch.session.add(
@@ -272,7 +320,7 @@ def _accept_one(
         age_band=_age_band(vault.date_of_birth if vault else None, on),
         ward=vault.ward if vault else None,
     )
-    batch.session.add(outbox_entry(RESIDENT_EVENTS.name, event, traceparent))
+    batch.outbox_rows.append(outbox_row(RESIDENT_EVENTS.name, event, traceparent))
     outcome.accepted += 1
     if row is not None and (change.table, record_key) in batch.parked_waiting:
         _replay_parked(batch, change.table, record_key, pseudonym_key, mapping, outcome)
@@ -283,23 +331,31 @@ def _age_band(born: date | None, on: date) -> str | None:
 
 
 def _link(batch: _Batch, table: str, record_key: str, key: str) -> None:
-    link = batch.links.get((table, record_key))
-    if link is None:
-        link = RecordLink(table_name=table, record_key=record_key, resident_key=key)
-        batch.session.add(link)
-        batch.links[(table, record_key)] = link
-    elif link.resident_key != key:
-        link.resident_key = key
-        batch.session.add(link)
+    known = batch.links.get((table, record_key))
+    if known is None:
+        batch.new_links[(table, record_key)] = key
+    elif known != key and (table, record_key) not in batch.new_links:
+        batch.moved_links[(table, record_key)] = key
+    elif known != key:
+        batch.new_links[(table, record_key)] = key
+    batch.links[(table, record_key)] = key
 
 
 def _keep_in_vault(batch: _Batch, key: str, person_ref: str, fields: dict[str, Any]) -> None:
     entry = batch.vault_entry(key)
     if entry is None:
-        entry = VaultEntry(resident_key=key, person_ref=person_ref)
-        batch.vault[key] = entry
+        # A new resident: inserted with the batch (building an ORM object per row is what
+        # made this path slow); held meanwhile as a plain, unattached entry.
+        batch.new_vault[key] = {"resident_key": key, "person_ref": person_ref, **fields}
+        batch.vault[key] = VaultEntry.model_construct(**batch.new_vault[key])
+        return
+    if key in batch.new_vault:
+        batch.new_vault[key].update(fields)
+        batch.vault[key] = VaultEntry.model_construct(**batch.new_vault[key])
+        return
     for name, value in fields.items():
         setattr(entry, name, value)
+    entry.updated_at = datetime.now(UTC)
     batch.session.add(entry)
 
 

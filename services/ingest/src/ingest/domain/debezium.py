@@ -49,9 +49,12 @@ def _table_of(envelope: dict[str, Any]) -> str:
 def _occurred_at(envelope: dict[str, Any]) -> datetime:
     source = envelope["source"]
     millis = source.get("ts_ms") or envelope.get("ts_ms")
-    if not isinstance(millis, int):
+    if not isinstance(millis, int) or isinstance(millis, bool):
         raise InvalidCdc("the envelope has no `source.ts_ms` or `ts_ms` to order it by")
-    return EPOCH + timedelta(milliseconds=millis)
+    try:
+        return EPOCH + timedelta(milliseconds=millis)
+    except OverflowError:
+        raise InvalidCdc(f"`ts_ms` {millis} is not a time this side of year 9999") from None
 
 
 def _decode_values(record: dict[str, Any], table: str, mapping: SourceMapping) -> dict[str, Any]:
@@ -61,17 +64,22 @@ def _decode_values(record: dict[str, Any], table: str, mapping: SourceMapping) -
         column = columns.get(name)
         if column is None or not isinstance(value, int) or isinstance(value, bool):
             continue
-        if column.type == "date":
-            decoded[name] = (EPOCH_DAY + timedelta(days=value)).isoformat()
-        elif column.type == "timestamp":
-            decoded[name] = (EPOCH + timedelta(microseconds=value)).isoformat()
+        try:
+            if column.type == "date":
+                decoded[name] = (EPOCH_DAY + timedelta(days=value)).isoformat()
+            elif column.type == "timestamp":
+                decoded[name] = (EPOCH + timedelta(microseconds=value)).isoformat()
+        except OverflowError:
+            raise InvalidCdc(
+                f"column `{name}`: {value} is out of range for a {column.type}"
+            ) from None
     return decoded
 
 
 def change_from_envelope(envelope: dict[str, Any], mapping: SourceMapping) -> SourceChange:
     """One source change from one (unwrapped) envelope; InvalidCdc or InvalidRow if not."""
     op = envelope.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise InvalidCdc(f"unknown op {op!r}: expected one of c, u, r, d")
     table = _table_of(envelope)
     mapping.table(table)  # an unknown table is refused here, by name
