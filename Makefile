@@ -8,9 +8,24 @@ export UV_PYTHON := python3
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 VENV_STAMP := .venv/.synced-$(shell cat uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup lint typecheck unit integration e2e demo train clean
+.PHONY: run test setup assets browser lint typecheck unit integration e2e demo train bench clean
 
-setup: $(VENV_STAMP)
+setup: $(VENV_STAMP) assets
+
+# GOV.UK Frontend's CSS, JavaScript, fonts and images for the officer and residents' pages,
+# from the npm registry (not committed). Without npm the pages still work, unstyled.
+assets:
+	@if command -v npm >/dev/null 2>&1; then services/outreach/scripts/fetch_govuk_frontend.sh; \
+	else echo "npm not found: the officer pages will be unstyled (GOV.UK Frontend not fetched)"; fi
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads one).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing Debian's chromium for the browser tests…"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "No /usr/bin/chromium and no root apt-get: the browser tests will be skipped"; fi; \
+	fi
 
 $(VENV_STAMP):
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
@@ -21,7 +36,7 @@ $(VENV_STAMP):
 run: setup  ## start the broker and the four services, with a simulator
 	.venv/bin/proactive up
 
-test: setup lint typecheck  ## everything CI runs
+test: setup browser lint typecheck  ## everything CI runs
 	.venv/bin/pytest -q -p no:cacheprovider --timeout=600
 
 lint: setup
@@ -46,6 +61,9 @@ demo: setup
 
 train: setup
 	.venv/bin/proactive train
+
+bench: setup
+	.venv/bin/proactive bench
 
 clean:
 	rm -rf .proactive .pytest_cache .mypy_cache .ruff_cache

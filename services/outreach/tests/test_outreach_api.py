@@ -12,11 +12,11 @@ from opentelemetry import trace
 from outreach.app import create_app
 from outreach.settings import OutreachSettings
 from shared.codec import decode
-from shared.events import LetterSent, Reason, RiskScored, TaskChanged
+from shared.events import LetterSent, Reason, ResidentOptedOut, RiskScored, TaskChanged
 from shared.kafka import make_producer, publish
 from shared.settings import DEV_SERVICE_TOKEN
 from shared.telemetry import context_from_headers, setup_tracing
-from shared.topics import NOTIFY_DELIVERIES, OUTREACH_TASKS, RISK_SCORES
+from shared.topics import NOTIFY_DELIVERIES, OUTREACH_TASKS, RESIDENT_OPTOUTS, RISK_SCORES
 
 pytestmark = pytest.mark.integration
 SERVICE = {"Authorization": f"Bearer {DEV_SERVICE_TOKEN}"}
@@ -168,5 +168,27 @@ def test_an_unreadable_score_is_dead_lettered_and_the_consumer_keeps_going(clien
     )
 
 
-def test_the_task_list_needs_a_token(client):
-    assert client.get("/v1/tasks").status_code == 401
+def test_opt_outs_travel_both_ways_on_the_opt_outs_topic(client, kafka_bootstrap, topic_reader):
+    from outreach.handlers import opt_out
+
+    # One from another channel (say, a phone call logged elsewhere) closes the open task.
+    key = "r_" + uuid.uuid4().hex
+    asyncio.run(send(kafka_bootstrap, RISK_SCORES.name, a_high_score(key)))
+
+    def task_of(resident: str):
+        tasks = client.get("/v1/tasks", params={"limit": 1000}, headers=SERVICE).json()
+        return next((t for t in tasks if t["resident_key"] == resident), None)
+
+    wait_for(lambda: task_of(key))
+    phoned = ResidentOptedOut(
+        occurred_at=datetime.now(UTC), resident_key=key, source="contact-centre"
+    )
+    asyncio.run(send(kafka_bootstrap, RESIDENT_OPTOUTS.name, phoned))
+    assert wait_for(lambda: (t := task_of(key)) and t["status"] == "closed")
+
+    # One made here (the residents' form) is published for ingest, scoring and notify.
+    other = "r_" + uuid.uuid4().hex
+    opt_out(client.app.state.engine, other, "opt-out form")
+    client.app.state.relay.wake.set()
+    [record] = topic_reader(RESIDENT_OPTOUTS.name, lambda r: r.key == other.encode())
+    assert decode(record.value, ResidentOptedOut).source == "outreach"

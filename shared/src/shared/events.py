@@ -23,7 +23,9 @@ ModelName = Literal["falls", "homelessness", "frailty"]
 Band = Literal["low", "medium", "high"]
 TaskStatus = Literal[
     "proposed",
+    "held_for_capacity",
     "approved",
+    "rejected",
     "letter_sent",
     "contacted",
     "support_offered",
@@ -102,6 +104,9 @@ class TaskChanged(Envelope):
     actor: str = Field(
         description="Who made the change: an officer id, `policy` or `simulated-officer`"
     )
+    reason: str | None = Field(
+        None, description="Why, in plain words (a rejection, a closure); never personal"
+    )
 
 
 class LetterSent(Envelope):
@@ -112,6 +117,7 @@ class LetterSent(Envelope):
     channel: Literal["pdf", "govuk_notify", "webhook"]
     status: str
     reference: str = Field(description="Our reference printed on the letter; never personal")
+    reason: str | None = Field(None, description="Why a delivery failed or was cancelled")
 
 
 class ResidentOptedOut(Envelope):

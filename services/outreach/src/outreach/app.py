@@ -1,23 +1,54 @@
-"""Wiring: settings, policy, database, outbox relay, the two consumers and the HTTP API."""
+"""Wiring: settings, policy, database, outbox relay, the consumers, the housekeeping job,
+the JSON API, the officer pages and the residents' pages."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from sqlalchemy.engine import Engine
 
+from outreach import handlers
 from outreach.adapters.store import create_tables
-from outreach.domain.policy import load_policy
-from outreach.entrypoints.consumers import deliveries_consumer, scores_consumer
-from outreach.entrypoints.http import router
+from outreach.adapters.vault import PostcodeChecker
+from outreach.domain.policy import Policy, load_policy
+from outreach.entrypoints import api, http, public, web
+from outreach.entrypoints.consumers import deliveries_consumer, optouts_consumer, scores_consumer
+from outreach.entrypoints.security import LoginRequired, SecurityHeaders, Signer
+from outreach.entrypoints.templating import GOVUK_ASSETS, STATIC, make_templates, page_context
 from outreach.settings import OutreachSettings
 from shared.database import database_url, make_engine
 from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay
 from shared.service import Readiness, Supervisor
 from shared.telemetry import setup_logging, setup_tracing, shutdown_tracing
+
+log = logging.getLogger(__name__)
+
+
+def housekeeping(
+    engine: Engine, policy: Policy, every_s: float, wake_relay: asyncio.Event
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """The scheduled job: release held tasks when a team has room (a new week, a
+    rejection), and purge what is past the policy's retention periods."""
+
+    async def run(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            if await asyncio.to_thread(handlers.release_held, engine, policy):
+                wake_relay.set()
+            await asyncio.to_thread(handlers.purge, engine, policy)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), every_s)
+
+    return run
 
 
 def create_app(settings: OutreachSettings | None = None) -> FastAPI:
@@ -34,9 +65,15 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
     def ready(part: str) -> Callable[[], None]:
         return lambda: readiness.set(part, True)
 
-    async def relay_loop(stopping) -> None:
+    async def relay_loop(stopping: asyncio.Event) -> None:
         readiness.set("outbox-relay", True)
         await relay.run(stopping)
+
+    async def housekeeping_loop(stopping: asyncio.Event) -> None:
+        readiness.set("housekeeping", True)
+        await housekeeping(engine, policy, settings.outreach_housekeeping_seconds, relay.wake)(
+            stopping
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,8 +92,12 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
                 ready("scores-consumer"),
             ),
             "deliveries-consumer": deliveries_consumer(
-                engine, settings.kafka_bootstrap, relay.wake, ready("deliveries-consumer")
+                engine, settings.kafka_bootstrap, policy, relay.wake, ready("deliveries-consumer")
             ),
+            "optouts-consumer": optouts_consumer(
+                engine, settings.kafka_bootstrap, relay.wake, ready("optouts-consumer")
+            ),
+            "housekeeping": housekeeping_loop,
         }
         for name, loop in loops.items():
             supervisor.run(name, loop)
@@ -67,8 +108,9 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="Proactive Support — outreach",
         description="Turns explained scores into outreach tasks under a readable policy, "
-        "with an officer's review before any letter.",
-        version="0.1.0",
+        "with an officer's review before any letter. Sign in for a token at `/v1/token` "
+        "(development users) and send it as `Authorization: Bearer <token>`.",
+        version="0.2.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -77,6 +119,47 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
     app.state.readiness = readiness
     app.state.relay = relay
     app.state.counters = counters
-    app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats")
+    app.state.signer = Signer(settings)
+    app.state.templates = make_templates()
+    app.state.postcodes = PostcodeChecker(settings.ingest_url, settings.service_token)
+
+    app.add_middleware(SecurityHeaders)
+    app.include_router(http.router)
+    app.include_router(api.router)
+    app.include_router(web.router)
+    app.include_router(public.router)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    if (GOVUK_ASSETS / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=GOVUK_ASSETS / "assets"), name="govuk-assets")
+    else:
+        log.warning(
+            "GOV.UK Frontend is not installed, so the pages are unstyled: "
+            "run services/outreach/scripts/fetch_govuk_frontend.sh"
+        )
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, _: LoginRequired) -> Response:
+        target = request.url.path if request.method == "GET" else "/officer/tasks"
+        return RedirectResponse(f"/officer/login?next={target}", 303)
+
+    @app.exception_handler(HTTPException)
+    async def as_page(request: Request, error: HTTPException) -> Response:
+        if request.url.path.startswith("/v1/") or "text/html" not in request.headers.get(
+            "accept", ""
+        ):
+            return await http_exception_handler(request, error)
+        titles = {403: "You cannot do this", 404: "Page not found", 409: "This has changed"}
+        return app.state.templates.TemplateResponse(
+            request,
+            "error.html",
+            page_context(
+                request,
+                title=titles.get(error.status_code, "Sorry, there is a problem"),
+                message=str(error.detail),
+                officer_area=request.url.path.startswith("/officer"),
+            ),
+            status_code=error.status_code,
+        )
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats,static,assets")
     return app

@@ -1,31 +1,47 @@
-"""Outreach's handlers: a score may become a task; an officer approves it; a letter moves
-it on. Each runs in one transaction with its audit entry and its outgoing event."""
+"""Outreach's handlers: a score may become a task; officers move it along its lifecycle;
+a letter, an opt-out or a flag moves it on. Each runs in one transaction with its audit
+entry and its outgoing event (through the outbox)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from opentelemetry import trace
+from sqlalchemy import delete, func, or_
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from outreach.adapters.store import AuditEntry, ProcessedEvent, Task
+from outreach.adapters.store import (
+    AuditEntry,
+    ProcessedEvent,
+    ResidentFlag,
+    Task,
+    TaskNote,
+)
+from outreach.domain.lifecycle import OUTCOMES, check_move
 from outreach.domain.policy import (
     OPEN_STATUSES,
     ExistingTask,
     Policy,
+    Resident,
     add_working_days,
     decide,
+    week_start,
 )
-from shared.events import LetterSent, Reason, RiskScored, TaskChanged
+from shared.events import LetterSent, Reason, ResidentOptedOut, RiskScored, TaskChanged
 from shared.outbox import current_traceparent, outbox_entry
+from shared.references import reference_for
 from shared.telemetry import context_from_headers
-from shared.topics import OUTREACH_TASKS
+from shared.topics import OUTREACH_TASKS, RESIDENT_OPTOUTS
 
 SIMULATED_OFFICER = "simulated-officer"
 tracer = trace.get_tracer("outreach")
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class TaskNotFound(LookupError):
@@ -34,6 +50,17 @@ class TaskNotFound(LookupError):
 
 class TaskNotApprovable(ValueError):
     pass
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back without their zone; they were written in UTC.
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _already_processed(session: Session, event_id: uuid.UUID, consumer: str) -> bool:
@@ -48,10 +75,33 @@ def _already_processed(session: Session, event_id: uuid.UUID, consumer: str) -> 
     return False
 
 
+def _audit(
+    session: Session,
+    resident_key: str,
+    action: str,
+    reason: str,
+    actor: str,
+    task: Task | None = None,
+    policy_version: str | None = None,
+    score_event_id: str | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            resident_key=resident_key,
+            task_id=task.task_id if task else None,
+            action=action,
+            reason=reason,
+            actor=actor,
+            policy_version=policy_version or (task.policy_version if task else None),
+            score_event_id=score_event_id,
+        )
+    )
+
+
 def _task_event(task: Task, event_type: str, actor: str) -> TaskChanged:
     return TaskChanged(
         event_type=event_type,
-        occurred_at=datetime.now(UTC),
+        occurred_at=now_utc(),
         resident_key=task.resident_key,
         source="outreach",
         task_id=task.task_id,
@@ -62,77 +112,212 @@ def _task_event(task: Task, event_type: str, actor: str) -> TaskChanged:
         policy_version=task.policy_version,
         due_by=task.due_by,
         actor=actor,
+        reason=task.closed_reason if task.status in ("rejected", "closed") else None,
     )
 
 
-def handle_score(engine: Engine, score: RiskScored, policy: Policy) -> str:
-    """Apply the policy to a score; returns the action taken (for counting and tests)."""
+def _publish(session: Session, task: Task, event_type: str, actor: str) -> None:
+    session.add(outbox_entry(OUTREACH_TASKS.name, _task_event(task, event_type, actor)))
+
+
+def _resident(session: Session, resident_key: str) -> tuple[list[Task], Resident]:
+    tasks = list(session.exec(select(Task).where(Task.resident_key == resident_key)).all())
+    flags = session.exec(
+        select(ResidentFlag.flag).where(ResidentFlag.resident_key == resident_key)
+    ).all()
+    known = [
+        ExistingTask(
+            status=t.status,
+            models=list(t.models),
+            created_at=_aware(t.created_at) or now_utc(),
+            last_contact_at=max(
+                (m for m in (_aware(t.letter_sent_at), _aware(t.contacted_at)) if m),
+                default=None,
+            ),
+            closed_at=_aware(t.closed_at),
+        )
+        for t in tasks
+    ]
+    return tasks, Resident(tasks=known, flags=frozenset(flags))
+
+
+# Scores and capacity
+
+
+def handle_score(
+    engine: Engine, score: RiskScored, policy: Policy, now: datetime | None = None
+) -> str:
+    """Apply the policy to a score; returns what happened (for counting and tests):
+    `create`, `held_for_capacity`, `add_to_open_task`, `suppress`, `none` or `duplicate`."""
+    now = now or now_utc()
     with Session(engine) as session:
         if _already_processed(session, score.event_id, "scores"):
             return "duplicate"
-        tasks = session.exec(select(Task).where(Task.resident_key == score.resident_key)).all()
-        decision = decide(
-            score,
-            policy,
-            [ExistingTask(t.status, list(t.models), _aware(t.created_at)) for t in tasks],
-            datetime.now(UTC),
-        )
+        tasks, resident = _resident(session, score.resident_key)
+        decision = decide(score, policy, resident, now)
         reasons = [r.model_dump() for r in score.reasons]
-        task: Task | None = None
+        outcome: str = decision.action
         if decision.action == "create":
-            task = _create_task(session, score, policy, decision.team or "", reasons)
+            task = Task(
+                resident_key=score.resident_key,
+                status="held_for_capacity",
+                models=[score.model],
+                reasons=reasons,
+                team=decision.team or "",
+                policy_version=policy.version,
+                age_band=score.age_band,
+                ward=score.ward,
+                priority=score.probability,
+                created_at=now,
+                updated_at=now,
+            )
+            with tracer.start_as_current_span(
+                "task create",
+                attributes={
+                    "proactive.task_id": str(task.task_id),
+                    "proactive.model": score.model,
+                },
+            ):
+                task.traceparent = current_traceparent()
+            session.add(task)
+            session.flush()
+            released = _release_team(session, policy, task.team, now)
+            if task in released:
+                _audit(
+                    session, score.resident_key, "created", decision.reason, "policy", task,
+                    policy.version, str(score.event_id),
+                )  # fmt: skip
+            else:
+                outcome = "held_for_capacity"
+                _audit(
+                    session,
+                    score.resident_key,
+                    "held_for_capacity",
+                    f"{decision.reason}; {task.team} has no room left this week, so the task "
+                    "waits and is released, highest score first, when there is room",
+                    "policy",
+                    task,
+                    policy.version,
+                    str(score.event_id),
+                )
         elif decision.action == "add_to_open_task":
             task = next(t for t in tasks if t.status in OPEN_STATUSES)
             task.models = [*task.models, score.model]
             task.reasons = sorted(
                 [*task.reasons, *reasons], key=lambda r: -float(r["contribution"])
             )[:3]
-            task.updated_at = datetime.now(UTC)
+            task.priority = max(task.priority, score.probability)
+            task.updated_at = now
             session.add(task)
-        if decision.action != "none":
-            session.add(
-                AuditEntry(
-                    resident_key=score.resident_key,
-                    task_id=task.task_id if task else None,
-                    action=decision.action,
-                    reason=decision.reason,
-                    actor="policy",
-                    policy_version=policy.version,
-                    score_event_id=str(score.event_id),
-                )
-            )
+            if task.status != "held_for_capacity":
+                _publish(session, task, "TaskStatusChanged", "policy")
+            _audit(
+                session, score.resident_key, "added_to_open_task", decision.reason, "policy",
+                task, policy.version, str(score.event_id),
+            )  # fmt: skip
+        elif decision.action == "suppress":
+            _audit(
+                session, score.resident_key, "suppressed", decision.reason, "policy", None,
+                policy.version, str(score.event_id),
+            )  # fmt: skip
         session.commit()
-        return decision.action
+        return outcome
 
 
-def _create_task(
-    session: Session, score: RiskScored, policy: Policy, team: str, reasons: list[dict[str, Any]]
-) -> Task:
-    task = Task(
-        resident_key=score.resident_key,
-        models=[score.model],
-        reasons=reasons,
-        team=team,
-        policy_version=policy.version,
-        age_band=score.age_band,
-        ward=score.ward,
+def _team_load(session: Session, team: str, now: datetime) -> int:
+    """Tasks the team took on this week: released to the queue and not turned down at review."""
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(Task)
+            .where(
+                Task.team == team,
+                col(Task.released_at) >= week_start(now),
+                or_(col(Task.approved_by).is_not(None), col(Task.status) == "proposed"),
+            )
+        ).one()
     )
-    with tracer.start_as_current_span(
-        "task create",
-        attributes={"proactive.task_id": str(task.task_id), "proactive.model": score.model},
-    ):
-        task.traceparent = current_traceparent()
+
+
+def _release_team(session: Session, policy: Policy, team: str, now: datetime) -> list[Task]:
+    """Move held tasks into the officers' queue, highest score first, while there is room."""
+    capacity = policy.capacity_of(team)
+    held = session.exec(
+        select(Task)
+        .where(Task.team == team, Task.status == "held_for_capacity")
+        .order_by(col(Task.priority).desc(), col(Task.created_at))
+    ).all()
+    if not held:
+        return []
+    room = len(held) if capacity is None else max(0, capacity - _team_load(session, team, now))
+    released = list(held[:room])
+    for task in released:
+        task.status = "proposed"
+        task.released_at = now
+        task.updated_at = now
         session.add(task)
-        session.add(outbox_entry(OUTREACH_TASKS.name, _task_event(task, "TaskCreated", "policy")))
+        if task.created_at and _aware(task.created_at) != now:
+            _audit(
+                session, task.resident_key, "released",
+                f"{team} has room this week; released highest score first", "policy", task,
+            )  # fmt: skip
+        made_in = context_from_headers(
+            [("traceparent", task.traceparent.encode())] if task.traceparent else None
+        )
+        with tracer.start_as_current_span("task release", context=made_in):
+            _publish(session, task, "TaskCreated", "policy")
+    return released
+
+
+def release_held(engine: Engine, policy: Policy, now: datetime | None = None) -> int:
+    """The scheduled job: release held tasks for every team with room (e.g. a new week)."""
+    now = now or now_utc()
+    with Session(engine) as session:
+        teams = session.exec(
+            select(Task.team).where(Task.status == "held_for_capacity").distinct()
+        ).all()
+        released = sum(len(_release_team(session, policy, team, now)) for team in teams)
+        session.commit()
+        return released
+
+
+# Officers' actions
+
+
+def _load(session: Session, task_id: uuid.UUID) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise TaskNotFound(f"No task {task_id}.")
     return task
+
+
+def _change(engine: Engine, task_id: uuid.UUID, change: Callable[[Session, Task], T]) -> T:
+    with Session(engine) as session:
+        task = _load(session, task_id)
+        result = change(session, task)
+        session.commit()
+        if isinstance(result, Task):
+            session.refresh(result)
+        return result
+
+
+def _move(
+    session: Session, task: Task, status: str, actor: str, reason: str, now: datetime
+) -> None:
+    check_move(task.status, status)
+    task.status = status
+    task.updated_at = now
+    if status in ("closed", "rejected"):
+        task.closed_at = now
+    session.add(task)
+    _audit(session, task.resident_key, status, reason, actor, task)
+    _publish(session, task, "TaskStatusChanged", actor)
 
 
 def approve_task(engine: Engine, task_id: uuid.UUID, officer: str, policy: Policy) -> Task:
     """An officer's review: only an approved task may lead to a letter."""
     with Session(engine) as session:
-        task = session.get(Task, task_id)
-        if task is None:
-            raise TaskNotFound(f"No task {task_id}.")
+        task = _load(session, task_id)
         if task.status == "approved":
             return task
         if task.status != "proposed":
@@ -152,65 +337,289 @@ def approve_task(engine: Engine, task_id: uuid.UUID, officer: str, policy: Polic
                 "proactive.actor_kind": _actor_kind(officer),
             },
         ):
-            return _approve(session, task, officer, policy)
+            now = now_utc()
+            task.status = "approved"
+            task.approved_by = officer
+            task.letter_reference = reference_for(task.task_id)
+            task.assigned_to = task.assigned_to or (
+                None if officer == SIMULATED_OFFICER else officer
+            )
+            # Provisional: set again from the day the letter is actually sent.
+            task.due_by = add_working_days(now.date(), policy.contact_due_working_days)
+            task.updated_at = now
+            session.add(task)
+            _audit(
+                session,
+                task.resident_key,
+                "approved",
+                "simulated approval (demo only)"
+                if officer == SIMULATED_OFFICER
+                else "officer review",
+                officer,
+                task,
+            )
+            _publish(session, task, "TaskApproved", officer)
+            session.commit()
+            session.refresh(task)
+            return task
 
 
 def _actor_kind(officer: str) -> str:
     return "simulated" if officer == SIMULATED_OFFICER else "officer"
 
 
-def _approve(session: Session, task: Task, officer: str, policy: Policy) -> Task:
-    task.status = "approved"
-    task.approved_by = officer
-    task.due_by = add_working_days(datetime.now(UTC).date(), policy.contact_due_working_days)
-    task.updated_at = datetime.now(UTC)
-    session.add(task)
-    session.add(
-        AuditEntry(
-            resident_key=task.resident_key,
-            task_id=task.task_id,
-            action="approved",
-            reason="simulated approval (demo only)"
-            if officer == SIMULATED_OFFICER
-            else "officer review",
-            actor=officer,
-            policy_version=task.policy_version,
-        )
-    )
-    session.add(outbox_entry(OUTREACH_TASKS.name, _task_event(task, "TaskApproved", officer)))
-    session.commit()
-    session.refresh(task)
-    return task
+def reject_task(
+    engine: Engine, task_id: uuid.UUID, officer: str, reason: str, policy: Policy
+) -> Task:
+    """An officer decides against contact; the team's slot goes to the next held task."""
+
+    def reject(session: Session, task: Task) -> Task:
+        now = now_utc()
+        task.closed_reason = reason
+        _move(session, task, "rejected", officer, f"rejected at review: {reason}", now)
+        session.flush()
+        _release_team(session, policy, task.team, now)
+        return task
+
+    return _change(engine, task_id, reject)
 
 
-def handle_delivery(engine: Engine, delivery: LetterSent) -> None:
-    """A letter went out: the task moves to `letter_sent` (idempotent)."""
+def assign_task(engine: Engine, task_id: uuid.UUID, officer: str, actor: str) -> Task:
+    def assign(session: Session, task: Task) -> Task:
+        task.assigned_to = officer
+        task.updated_at = now_utc()
+        session.add(task)
+        _audit(session, task.resident_key, "assigned", f"assigned to {officer}", actor, task)
+        _publish(session, task, "TaskStatusChanged", actor)
+        return task
+
+    return _change(engine, task_id, assign)
+
+
+def record_contact(engine: Engine, task_id: uuid.UUID, officer: str, note: str = "") -> Task:
+    def contact(session: Session, task: Task) -> Task:
+        now = now_utc()
+        task.contacted_at = now
+        _move(session, task, "contacted", officer, "contact made" + _with(note), now)
+        _add_note(session, task, officer, note)
+        return task
+
+    return _change(engine, task_id, contact)
+
+
+def record_outcome(
+    engine: Engine, task_id: uuid.UUID, outcome: str, officer: str, note: str = ""
+) -> Task:
+    if outcome not in OUTCOMES:
+        raise ValueError(f"The outcome must be one of {', '.join(OUTCOMES)}.")
+
+    def record(session: Session, task: Task) -> Task:
+        task.outcome = outcome
+        _move(session, task, outcome, officer, "outcome recorded" + _with(note), now_utc())
+        _add_note(session, task, officer, note)
+        return task
+
+    return _change(engine, task_id, record)
+
+
+def close_task(engine: Engine, task_id: uuid.UUID, officer: str, reason: str) -> Task:
+    def close(session: Session, task: Task) -> Task:
+        task.closed_reason = reason
+        _move(session, task, "closed", officer, reason, now_utc())
+        return task
+
+    return _change(engine, task_id, close)
+
+
+def add_note(engine: Engine, task_id: uuid.UUID, officer: str, text: str) -> Task:
+    def note(session: Session, task: Task) -> Task:
+        _add_note(session, task, officer, text)
+        _audit(session, task.resident_key, "note_added", "a note was added", officer, task)
+        return task
+
+    return _change(engine, task_id, note)
+
+
+def _add_note(session: Session, task: Task, author: str, text: str) -> None:
+    if text.strip():
+        session.add(TaskNote(task_id=task.task_id, author=author, text=text.strip()))
+
+
+def _with(note: str) -> str:
+    return " (with a note)" if note.strip() else ""
+
+
+def record_view(engine: Engine, task_id: uuid.UUID, actor: str) -> None:
+    """Opening a resident's task is itself audited: who looked, and when."""
+
+    def view(session: Session, task: Task) -> None:
+        _audit(session, task.resident_key, "viewed", "task opened", actor, task)
+
+    _change(engine, task_id, view)
+
+
+def record_export(engine: Engine, resident_key: str, actor: str) -> None:
+    with Session(engine) as session:
+        _audit(session, resident_key, "exported", "subject-access export produced", actor)
+        session.commit()
+
+
+# Letters, opt-outs and flags
+
+
+def handle_delivery(engine: Engine, delivery: LetterSent, policy: Policy | None = None) -> None:
+    """A letter went out: the task moves to `letter_sent` and the contact is due within the
+    policy's working days of it (idempotent)."""
     if delivery.event_type != "LetterSent":
         return
+    working_days = policy.contact_due_working_days if policy else 10
     with Session(engine) as session:
         if _already_processed(session, delivery.event_id, "deliveries"):
             return
         task = session.get(Task, delivery.task_id)
         if task is not None and task.status == "approved":
-            task.status = "letter_sent"
-            task.updated_at = datetime.now(UTC)
-            session.add(task)
-            session.add(
-                AuditEntry(
-                    resident_key=task.resident_key,
-                    task_id=task.task_id,
-                    action="letter_sent",
-                    reason=f"letter {delivery.reference} via {delivery.channel}",
-                    actor="notify",
-                    policy_version=task.policy_version,
-                )
-            )
-            session.add(
-                outbox_entry(OUTREACH_TASKS.name, _task_event(task, "TaskStatusChanged", "notify"))
+            sent = _aware(delivery.occurred_at) or now_utc()
+            task.letter_sent_at = sent
+            task.letter_reference = delivery.reference
+            task.due_by = add_working_days(sent.date(), working_days)
+            _move(
+                session,
+                task,
+                "letter_sent",
+                "notify",
+                f"letter {delivery.reference} via {delivery.channel}",
+                now_utc(),
             )
         session.commit()
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; they were written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def set_flag(engine: Engine, resident_key: str, flag: str, source: str, actor: str) -> bool:
+    """Record a flag on a resident (idempotent); an excluding flag closes open tasks.
+    Returns whether the flag is new."""
+    with Session(engine) as session:
+        new = _set_flag(session, resident_key, flag, source, actor)
+        session.commit()
+        return new
+
+
+def _set_flag(session: Session, resident_key: str, flag: str, source: str, actor: str) -> bool:
+    existing = session.exec(
+        select(ResidentFlag).where(
+            ResidentFlag.resident_key == resident_key, ResidentFlag.flag == flag
+        )
+    ).first()
+    if existing is not None:
+        return False
+    session.add(ResidentFlag(resident_key=resident_key, flag=flag, source=source))
+    _audit(session, resident_key, "flag_set", f"{flag} (from {source})", actor)
+    now = now_utc()
+    for task in session.exec(
+        select(Task).where(
+            Task.resident_key == resident_key, col(Task.status).in_(sorted(OPEN_STATUSES))
+        )
+    ).all():
+        task.closed_reason = f"resident flagged: {flag}"
+        _move(session, task, "closed", actor, f"closed because the resident is {flag}", now)
+    return True
+
+
+def find_task_by_reference(engine: Engine, reference: str) -> Task | None:
+    """The task whose letter carries this reference (set when the task is approved)."""
+    with Session(engine) as session:
+        return session.exec(select(Task).where(Task.letter_reference == reference)).first()
+
+
+def opt_out(engine: Engine, resident_key: str, source: str) -> None:
+    """A resident asked not to be contacted: flag them, close open tasks, and tell the other
+    services (resident.optouts.v1), all in one transaction."""
+    with Session(engine) as session:
+        if _set_flag(session, resident_key, "opted_out", source, "resident"):
+            session.add(
+                outbox_entry(
+                    RESIDENT_OPTOUTS.name,
+                    ResidentOptedOut(
+                        occurred_at=now_utc(), resident_key=resident_key, source="outreach"
+                    ),
+                )
+            )
+        session.commit()
+
+
+def handle_opt_out(engine: Engine, event: ResidentOptedOut) -> None:
+    """An opt-out from any channel (ours included: setting the flag twice changes nothing)."""
+    with Session(engine) as session:
+        if _already_processed(session, event.event_id, "optouts"):
+            return
+        _set_flag(session, event.resident_key, "opted_out", event.source, "resident")
+        session.commit()
+
+
+# Subject access and retention
+
+
+def subject_access(engine: Engine, resident_key: str) -> dict[str, Any]:
+    """Everything outreach holds about a resident: tasks (with their scores' reasons and
+    letter references), notes, flags and every audit entry."""
+    with Session(engine) as session:
+        tasks = session.exec(
+            select(Task).where(Task.resident_key == resident_key).order_by(col(Task.created_at))
+        ).all()
+        task_ids = [t.task_id for t in tasks]
+        notes = (
+            session.exec(select(TaskNote).where(col(TaskNote.task_id).in_(task_ids))).all()
+            if task_ids
+            else []
+        )
+        flags = session.exec(
+            select(ResidentFlag).where(ResidentFlag.resident_key == resident_key)
+        ).all()
+        audit = session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.resident_key == resident_key)
+            .order_by(col(AuditEntry.at), col(AuditEntry.id))
+        ).all()
+        return {
+            "resident_key": resident_key,
+            "produced_at": now_utc().isoformat(),
+            "tasks": [
+                {
+                    **t.model_dump(mode="json", exclude={"traceparent"}),
+                    "letter_reference": t.letter_reference
+                    or (reference_for(t.task_id) if t.approved_by else None),
+                    "notes": [n.model_dump(mode="json") for n in notes if n.task_id == t.task_id],
+                }
+                for t in tasks
+            ],
+            "flags": [f.model_dump(mode="json") for f in flags],
+            "audit": [a.model_dump(mode="json") for a in audit],
+        }
+
+
+def purge(engine: Engine, policy: Policy, now: datetime | None = None) -> dict[str, int]:
+    """Delete closed tasks (with their notes) and audit entries older than the policy's
+    retention periods; logs and returns what it deleted."""
+    now = now or now_utc()
+    task_cutoff = now - timedelta(days=policy.retention.closed_task_days)
+    audit_cutoff = now - timedelta(days=policy.retention.audit_days)
+    finished = ("closed", "rejected")
+    with Session(engine) as session:
+        old_tasks = session.exec(
+            select(Task.task_id).where(
+                col(Task.status).in_(finished), col(Task.closed_at) < task_cutoff
+            )
+        ).all()
+        notes = 0
+        if old_tasks:
+            notes = session.exec(
+                delete(TaskNote).where(col(TaskNote.task_id).in_(old_tasks))
+            ).rowcount
+            session.exec(delete(Task).where(col(Task.task_id).in_(old_tasks)))
+        audit = session.exec(delete(AuditEntry).where(col(AuditEntry.at) < audit_cutoff)).rowcount
+        session.commit()
+    purged = {"tasks": len(old_tasks), "notes": int(notes or 0), "audit_entries": int(audit or 0)}
+    log.info(
+        "retention: purged %(tasks)d closed tasks, %(notes)d notes and %(audit_entries)d "
+        "audit entries",
+        purged,
+    )
+    return purged

@@ -1,4 +1,5 @@
-"""Outreach reads scores (which may become tasks) and deliveries (which move tasks on)."""
+"""Outreach reads scores (which may become tasks), deliveries (which move tasks on) and
+opt-outs from any channel (which close them)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from sqlmodel import Session
 
 from outreach.adapters.store import DeadLetter
 from outreach.domain.policy import Policy
-from outreach.handlers import handle_delivery, handle_score
-from shared.events import LetterSent, RiskScored
+from outreach.handlers import handle_delivery, handle_opt_out, handle_score
+from shared.events import LetterSent, ResidentOptedOut, RiskScored
 from shared.kafka import consume
-from shared.topics import NOTIFY_DELIVERIES, RISK_SCORES
+from shared.topics import NOTIFY_DELIVERIES, RESIDENT_OPTOUTS, RISK_SCORES
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -50,7 +51,7 @@ def scores_consumer(
     async def handle(score: RiskScored) -> None:
         action = await asyncio.to_thread(handle_score, engine, score, policy)
         counters["scores_seen"] += 1
-        if action == "create":
+        if action in ("create", "add_to_open_task"):
             wake_relay.set()
 
     return _loop(
@@ -59,10 +60,14 @@ def scores_consumer(
 
 
 def deliveries_consumer(
-    engine: Engine, bootstrap: str, wake_relay: asyncio.Event, on_ready: Callable[[], None]
+    engine: Engine,
+    bootstrap: str,
+    policy: Policy,
+    wake_relay: asyncio.Event,
+    on_ready: Callable[[], None],
 ) -> Loop:
     async def handle(delivery: LetterSent) -> None:
-        await asyncio.to_thread(handle_delivery, engine, delivery)
+        await asyncio.to_thread(handle_delivery, engine, delivery, policy)
         wake_relay.set()
 
     return _loop(
@@ -70,6 +75,24 @@ def deliveries_consumer(
         NOTIFY_DELIVERIES.name,
         "outreach-deliveries",
         LetterSent,
+        handle,
+        engine,
+        on_ready,
+    )
+
+
+def optouts_consumer(
+    engine: Engine, bootstrap: str, wake_relay: asyncio.Event, on_ready: Callable[[], None]
+) -> Loop:
+    async def handle(event: ResidentOptedOut) -> None:
+        await asyncio.to_thread(handle_opt_out, engine, event)
+        wake_relay.set()
+
+    return _loop(
+        bootstrap,
+        RESIDENT_OPTOUTS.name,
+        "outreach-optouts",
+        ResidentOptedOut,
         handle,
         engine,
         on_ready,
