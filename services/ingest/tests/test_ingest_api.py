@@ -100,6 +100,9 @@ def test_an_invalid_event_gets_a_422_naming_the_problem_and_the_rejection_is_kep
         detail = response.json()["detail"]
         assert "none was accepted" in detail["message"]
         assert any("sex" in problem for problem in detail["problems"])
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        assert 'proactive_ingest_rejected_total{channel="http"' in metrics.text
         kept = client.get("/v1/rejections", headers=SERVICE).json()
         assert kept[0]["source_event_id"] == bad["source_event_id"]
         assert "payload" not in kept[0]

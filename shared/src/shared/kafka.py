@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import trace
 from pydantic import BaseModel
 
+from shared import metrics
 from shared.codec import UndecodableEvent, decode, encode, message_key
 from shared.telemetry import context_from_headers
 from shared.topics import ALL_TOPICS, Topic
@@ -103,6 +104,18 @@ async def consume_records(
             if records:
                 await handle_batch(records)
                 await consumer.commit()
+                for partition, polled in batches.items():
+                    metrics.events_in.add(
+                        len(polled), {"messaging.destination.name": partition.topic}
+                    )
+                    highwater = consumer.highwater(partition)
+                    if highwater is not None:
+                        metrics.record_lag(
+                            group_id,
+                            partition.topic,
+                            partition.partition,
+                            highwater - await consumer.position(partition),
+                        )
     except KafkaError:
         log.exception("consumer of %s stopped on a broker error", ", ".join(topics))
         raise
@@ -164,6 +177,7 @@ async def _process(
             event = decode(record.value, model)
         except UndecodableEvent as error:
             span.set_attribute("error.type", "UndecodableEvent")
+            metrics.dead_lettered.add(1, {"messaging.destination.name": topic})
             await on_poison(record, str(error))
             return
         await handle(event)

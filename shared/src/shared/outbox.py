@@ -23,6 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from shared import metrics
 from shared.codec import encode, message_key
 from shared.kafka import ensure_topics, make_producer
 from shared.telemetry import context_from_headers, headers_from_context
@@ -193,6 +194,10 @@ class OutboxRelay:
                 otel_context.detach(token)
         await asyncio.gather(*deliveries)
         await asyncio.to_thread(self._mark_published, [e.id for e in entries if e.id is not None])
+        for topic in {e.topic for e in entries}:
+            metrics.events_out.add(
+                sum(1 for e in entries if e.topic == topic), {"messaging.destination.name": topic}
+            )
         self.published += len(entries)
         return len(entries)
 

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +65,15 @@ class Supervisor:
             for task in pending:
                 task.cancel()
         self._tasks.clear()
+
+
+def add_metrics_route(app: Any) -> None:
+    """`GET /metrics` in Prometheus' text format on a FastAPI app."""
+    from fastapi.responses import Response
+
+    from shared.metrics import prometheus_text
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = prometheus_text()
+        return Response(body, media_type=content_type)

@@ -21,6 +21,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from sqlalchemy.engine import Engine
 
 KafkaHeaders = Sequence[tuple[str, bytes]]
 _configured: TracerProvider | None = None
@@ -50,12 +51,23 @@ def setup_tracing(
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    instrumentor = AIOKafkaInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(tracer_provider=provider)
+    for instrumentor in (AIOKafkaInstrumentor(), HTTPXClientInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=provider)
+    from shared.metrics import setup_metrics
+
+    setup_metrics(service_name, data_dir, to_file=to_file)
     _configured = provider
     return provider
+
+
+def instrument_database(engine: Engine) -> None:
+    """Spans for SQL statements (statement text only: parameters are never recorded)."""
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
 
 
 def shutdown_tracing() -> None:
@@ -64,6 +76,9 @@ def shutdown_tracing() -> None:
         _configured.force_flush()
         _configured.shutdown()
         _configured = None
+    from shared.metrics import shutdown_metrics
+
+    shutdown_metrics()
 
 
 def context_from_headers(headers: KafkaHeaders | None) -> otel_context.Context:

@@ -11,17 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from ingest.adapters.store import create_tables
 from ingest.domain.mapping import load_mapping
 from ingest.entrypoints.consumers import approvals_consumer, cdc_consumer, cdc_topics
 from ingest.entrypoints.http import router
 from ingest.entrypoints.limits import KeyRateLimit, MaxBodySize
+from ingest.migrations import prepare_database
 from ingest.settings import IngestSettings
 from shared.database import database_url, make_engine
 from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay
-from shared.service import Readiness, Supervisor
-from shared.telemetry import setup_logging, setup_tracing, shutdown_tracing
+from shared.service import Readiness, Supervisor, add_metrics_route
+from shared.telemetry import instrument_database, setup_logging, setup_tracing, shutdown_tracing
 from shared.topics import Topic
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
@@ -31,7 +31,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = (settings or IngestSettings()).check()
     mapping = load_mapping(settings.mapping_path)
     engine = make_engine(database_url(settings.ingest_database_url, settings.data_dir, "ingest"))
-    create_tables(engine)
+    prepare_database(engine, dev=settings.is_dev)
     readiness = Readiness()
     relay = OutboxRelay(engine, settings.kafka_bootstrap, settings.outbox_batch_size)
 
@@ -46,6 +46,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings.log_level)
         setup_tracing("ingest", settings.data_dir, to_file=settings.traces_to_file)
+        instrument_database(engine)
         await ensure_topics(settings.kafka_bootstrap)
         loops: dict[str, Loop] = {
             "outbox-relay": relay_loop,
@@ -117,5 +118,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             },
         )
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats")
+    add_metrics_route(app)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats,metrics")
     return app

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from ingest.adapters.store import Approval, ParkedChange, RecordLink, Rejection, VaultEntry
 from ingest.domain.debezium import InvalidCdc, change_from_envelope, envelopes_in, unwrap
 from ingest.domain.mapping import InvalidRow, SourceMapping, years_between
+from shared import metrics
 from shared.events import EventRejected, ResidentEventRecorded, TaskChanged
 from shared.inbound import SourceChange
 from shared.outbox import OutboxEntry, outbox_entry, outbox_row
@@ -117,6 +118,9 @@ def record_rejections(engine: Engine, source: str, rejected: list[Rejected]) -> 
         return
     with Session(engine) as session:
         for refusal in rejected:
+            metrics.rejected.add(
+                1, {"channel": refusal.channel, "reason": metrics.reason_kind(refusal.reason)}
+            )
             row = Rejection(
                 source=source,
                 channel=refusal.channel,

@@ -32,12 +32,13 @@ from notify.entrypoints.consumer import (
     task_consumer,
 )
 from notify.handlers import Collaborators
+from notify.migrations import prepare_database
 from notify.settings import NotifySettings
 from notify.templates import load_council_details, load_letter_template
 from shared.database import make_engine
 from shared.kafka import ensure_topics, make_producer
-from shared.service import Readiness, Supervisor
-from shared.telemetry import setup_logging, setup_tracing
+from shared.service import Readiness, Supervisor, add_metrics_route
+from shared.telemetry import instrument_database, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         setup_tracing("notify", settings.data_dir, to_file=settings.traces_to_file)
+        instrument_database(store.engine)
         setup_logging(settings.log_level)
-        await asyncio.to_thread(store.create_tables)
+        await asyncio.to_thread(prepare_database, store.engine, dev=settings.is_dev)
         await ensure_topics(settings.kafka_bootstrap)
         producer = make_producer(settings.kafka_bootstrap)
         await producer.start()
@@ -150,7 +152,8 @@ def create_app(
     app.include_router(router)
     # Middleware must be added before the app starts, so this happens here rather than in the
     # lifespan; its tracer resolves to the provider that setup_tracing installs at start-up.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats")
+    add_metrics_route(app)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats,metrics")
     return app
 
 

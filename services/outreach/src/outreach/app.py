@@ -17,19 +17,19 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.engine import Engine
 
 from outreach import handlers
-from outreach.adapters.store import create_tables
 from outreach.adapters.vault import PostcodeChecker
 from outreach.domain.policy import Policy, load_policy
 from outreach.entrypoints import api, http, public, web
 from outreach.entrypoints.consumers import deliveries_consumer, optouts_consumer, scores_consumer
 from outreach.entrypoints.security import LoginRequired, SecurityHeaders, Signer
 from outreach.entrypoints.templating import GOVUK_ASSETS, STATIC, make_templates, page_context
+from outreach.migrations import prepare_database
 from outreach.settings import OutreachSettings
 from shared.database import database_url, make_engine
 from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay
-from shared.service import Readiness, Supervisor
-from shared.telemetry import setup_logging, setup_tracing, shutdown_tracing
+from shared.service import Readiness, Supervisor, add_metrics_route
+from shared.telemetry import instrument_database, setup_logging, setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
     engine = make_engine(
         database_url(settings.outreach_database_url, settings.data_dir, "outreach")
     )
-    create_tables(engine)
+    prepare_database(engine, dev=settings.is_dev)
     readiness = Readiness()
     relay = OutboxRelay(engine, settings.kafka_bootstrap)
     counters = {"scores_seen": 0}
@@ -79,6 +79,7 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings.log_level)
         setup_tracing("outreach", settings.data_dir, to_file=settings.traces_to_file)
+        instrument_database(engine)
         await ensure_topics(settings.kafka_bootstrap)
         supervisor = Supervisor(readiness)
         loops: dict[str, Callable[..., Awaitable[None]]] = {
@@ -161,5 +162,8 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
             status_code=error.status_code,
         )
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats,static,assets")
+    add_metrics_route(app)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,stats,metrics,static,assets"
+    )
     return app

@@ -32,6 +32,7 @@ from outreach.domain.policy import (
     decide,
     week_start,
 )
+from shared import metrics
 from shared.events import LetterSent, Reason, ResidentOptedOut, RiskScored, TaskChanged
 from shared.outbox import current_traceparent, outbox_entry
 from shared.references import reference_for
@@ -117,6 +118,7 @@ def _task_event(task: Task, event_type: str, actor: str) -> TaskChanged:
 
 
 def _publish(session: Session, task: Task, event_type: str, actor: str) -> None:
+    metrics.task_changes.add(1, {"status": task.status, "event_type": event_type})
     session.add(outbox_entry(OUTREACH_TASKS.name, _task_event(task, event_type, actor)))
 
 

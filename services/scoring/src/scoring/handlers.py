@@ -19,6 +19,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, cast, get_args
 
 import numpy as np
@@ -29,6 +30,7 @@ from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.explain import band_for, should_emit, top_reasons
 from scoring.domain.features import can_be_scored, feature_hash, feature_vector, is_deceased
 from scoring.domain.state import Change, Outcome, ResidentState
+from shared import metrics
 from shared.codec import UndecodableEvent, decode
 from shared.events import ModelName, ResidentEventRecorded, RiskScored, utc_now
 
@@ -37,6 +39,8 @@ tracer = trace.get_tracer("scoring")
 
 Publish = Callable[[RiskScored], Awaitable[None]]
 SOURCE = "scoring"
+EVENTS_TOPIC = {"messaging.destination.name": "resident.events.v1"}
+SCORES_TOPIC = {"messaging.destination.name": "risk.scores.v1"}
 
 
 @dataclass
@@ -62,6 +66,8 @@ class PendingScore:
     age_band: str | None
     ward: str | None
     trace_context: otel_context.Context
+    # When ingest accepted the triggering event: the start of the scoring latency.
+    published_at: datetime
     # The last scores emitted for this resident when the event was handled.
     previous: dict[str, tuple[float, str]] = field(default_factory=dict)
 
@@ -92,6 +98,7 @@ class ScoringService:
     async def record(self, value: bytes | None) -> None:
         """Handle one record from `resident.events.v1`; flush if the batch is full."""
         self.stats.events_consumed += 1
+        metrics.events_in.add(1, EVENTS_TOPIC)
         try:
             event = decode(value, ResidentEventRecorded)
         except UndecodableEvent as error:
@@ -137,6 +144,7 @@ class ScoringService:
             age_band=event.age_band,
             ward=event.ward,
             trace_context=otel_context.get_current(),
+            published_at=event.produced_at,
             previous=dict(state.scores),
         )
 
@@ -183,6 +191,11 @@ class ScoringService:
                         await self.publish(score)
                     self._emitted.setdefault(item.resident_key, {})[name] = (probability, band)
                     self.stats.scores_emitted += 1
+                    metrics.scores.add(1, {"model": name, "band": band})
+                    metrics.events_out.add(1, SCORES_TOPIC)
+                    metrics.scoring_latency.record(
+                        (score.produced_at - item.published_at).total_seconds() * 1000
+                    )
                     published += 1
             return published
 

@@ -8,6 +8,7 @@ import faust
 from faust.web import Request, Response, View
 
 from scoring.handlers import ScoringService
+from shared.metrics import prometheus_text
 
 
 def is_ready(app: faust.App) -> bool:
@@ -29,6 +30,11 @@ def register_pages(app: faust.App, service: ScoringService) -> None:
         ready = is_ready(app)
         body: dict[str, Any] = {"status": "ready" if ready else "starting"}
         return view.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def prometheus_metrics(view: View, request: Request) -> Response:
+        body, content_type = prometheus_text()
+        return view.bytes(body, content_type=content_type)
 
     @app.page("/stats")
     async def stats(view: View, request: Request) -> Response:

@@ -1,0 +1,452 @@
+"""`proactive bench`: measured speed, each figure beside its baseline from the same run.
+
+1. ingest: events/s accepted through the batch endpoint, beside raw aiokafka produce;
+2. scoring: sustained events/s through the worker, beside a naive per-event scikit-learn
+   Faust agent and the raw consume rate;
+3. latency: a source event's arrival at ingest → its score, and → outreach's decision on
+   it, at a fixed offered rate of 1,000 events/s through the whole stack;
+4. a full re-score of 220,000 residents beside one batched ONNX Runtime call (the limit);
+5. memory: the scoring worker's resident set size and state bytes per resident.
+
+Everything runs on the embedded stack on free ports. Idleness and progress are judged
+from the services' own counters, never from partition end offsets (the embedded broker
+under-reports them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from proactive.borough import generate_borough, source_changes
+from proactive.broker import EmbeddedBroker, free_port
+from proactive.stack import Ports, Stack
+from shared.inbound import SourceChange
+from shared.kafka import ensure_topics
+from shared.telemetry import read_spans
+from shared.topics import RISK_SCORES, Topic
+
+console = Console(stderr=True)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not happen within {timeout_s:.0f}s")
+
+
+def _env(data_dir: Path, bootstrap: str, **ports: int) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PROACTIVE_DATA_DIR": str(data_dir),
+        "PROACTIVE_KAFKA_BOOTSTRAP": bootstrap,
+        "PROACTIVE_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update({f"PROACTIVE_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    return env
+
+
+def _start(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    try:
+        return dict(httpx.get(url, timeout=2).json())
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def synthetic_changes(count: int, seed: int = 11) -> list[SourceChange]:
+    """At least `count` native changes from the synthetic borough, unique per run."""
+    people = max(200, count // 6)
+    while True:
+        changes = source_changes(generate_borough(people / 218_900, seed))
+        if len(changes) >= count:
+            return changes[:count]
+        people *= 2
+
+
+# 1. The broker alone, and ingest through its batch endpoint ----------------------------
+
+
+async def raw_broker_rates(bootstrap: str, count: int, payload: bytes) -> tuple[float, float]:
+    """aiokafka straight to the broker: produce rate, then consume rate, msgs/s."""
+    topic = Topic(f"bench.raw.{secrets.token_hex(3)}", 4)
+    await ensure_topics(bootstrap, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    started = time.perf_counter()
+    futures = [await producer.send(topic.name, payload, key=str(i).encode()) for i in range(count)]
+    await asyncio.gather(*futures)
+    produce_rate = count / (time.perf_counter() - started)
+    await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    seen, started = 0, time.perf_counter()
+    while seen < count:
+        batches = await consumer.getmany(timeout_ms=500, max_records=5_000)
+        seen += sum(len(records) for records in batches.values())
+    consume_rate = count / (time.perf_counter() - started)
+    await consumer.stop()
+    return produce_rate, consume_rate
+
+
+async def post_all(
+    url: str, api_key: str, changes: list[SourceChange], batch: int, workers: int
+) -> float:
+    """Post every change in batches from `workers` concurrent clients; seconds taken."""
+    bodies = [
+        json.dumps({"events": [c.model_dump(mode="json") for c in changes[i : i + batch]]}).encode()
+        for i in range(0, len(changes), batch)
+    ]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    headers = {"Authorization": f"Bearer {api_key}", "content-type": "application/json"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            response = await client.post(f"{url}/v1/events", content=body, headers=headers)
+            response.raise_for_status()
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=120) as client:
+        await asyncio.gather(*(worker(client) for _ in range(workers)))
+    return time.perf_counter() - started
+
+
+# 3. Latency through the whole stack ----------------------------------------------------
+
+
+def _traceparent() -> tuple[str, str]:
+    trace_id = secrets.token_hex(16)
+    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+async def offered_load(
+    url: str, api_key: str, changes: list[SourceChange], rate: int, slice_s: float = 0.05
+) -> dict[str, float]:
+    """Send `rate` events a second in small batches, each in its own trace; returns the
+    send time of each trace."""
+    per_slice = max(1, int(rate * slice_s))
+    sent: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = time.perf_counter()
+        for number, start in enumerate(range(0, len(changes), per_slice)):
+            due = started + number * slice_s
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            trace_id, header = _traceparent()
+            body = {
+                "events": [c.model_dump(mode="json") for c in changes[start : start + per_slice]]
+            }
+            sent[trace_id] = time.time()
+            response = await client.post(
+                f"{url}/v1/events",
+                json=body,
+                headers={"Authorization": f"Bearer {api_key}", "traceparent": header},
+            )
+            response.raise_for_status()
+    return sent
+
+
+async def score_times(bootstrap: str, wanted: set[str], timeout_s: float) -> dict[str, list[float]]:
+    """Epoch seconds at which each trace's scores were produced, from risk.scores.v1."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partitions = [TopicPartition(RISK_SCORES.name, p) for p in range(RISK_SCORES.partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    found: dict[str, list[float]] = {}
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 3:
+        batches = await consumer.getmany(timeout_ms=300)
+        for records in batches.values():
+            for record in records:
+                quiet_since = time.monotonic()
+                header = dict(record.headers).get("traceparent", b"").decode()
+                trace_id = header.split("-")[1] if header.count("-") == 3 else ""
+                if trace_id in wanted:
+                    produced = json.loads(record.value)["produced_at"]
+                    found.setdefault(trace_id, []).append(
+                        datetime.fromisoformat(produced).timestamp()
+                    )
+    await consumer.stop()
+    return found
+
+
+def decision_times(traces_dir: Path, wanted: set[str]) -> dict[str, list[float]]:
+    """When outreach finished deciding on each score, from the local trace store."""
+    found: dict[str, list[float]] = {}
+    for span in read_spans(traces_dir):
+        service = span["resource"]["attributes"].get("service.name")
+        if service != "outreach" or span["name"] != f"{RISK_SCORES.name} process":
+            continue
+        trace_id = span["context"]["trace_id"].removeprefix("0x")
+        if trace_id in wanted:
+            end = datetime.fromisoformat(span["end_time"].replace("Z", "+00:00")).timestamp()
+            found.setdefault(trace_id, []).append(end)
+    return found
+
+
+def latencies_ms(sent: dict[str, float], arrived: dict[str, list[float]]) -> list[float]:
+    return [
+        (moment - sent[trace_id]) * 1000
+        for trace_id, moments in arrived.items()
+        for moment in moments
+    ]
+
+
+# The run --------------------------------------------------------------------------------
+
+
+def run(quick: bool) -> dict[str, Any]:
+    sizes = {
+        "raw": 20_000 if quick else 100_000,
+        "ingest": 10_000 if quick else 50_000,
+        "baseline": 1_500 if quick else 5_000,
+        "latency_s": 4 if quick else 15,
+        "rescore": 220_000,
+    }
+    results: dict[str, Any] = {}
+    work = Path(tempfile.mkdtemp(prefix="proactive-bench-"))
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    )
+    with progress:
+        step = progress.add_task("Preparing synthetic events", total=6)
+        changes = synthetic_changes(sizes["ingest"] + 1000 * sizes["latency_s"] + 1000)
+        ingest_changes = changes[: sizes["ingest"]]
+        latency_changes = changes[sizes["ingest"] :][: 1000 * sizes["latency_s"]]
+        progress.advance(step)
+
+        progress.update(step, description="Broker alone: raw produce and consume")
+        with EmbeddedBroker(log_path=work / "broker.log") as broker:
+            payload = b"x" * 450  # about the size of a resident event
+            produce, consume = asyncio.run(
+                raw_broker_rates(broker.bootstrap, sizes["raw"], payload)
+            )
+            results["broker_produce_per_s"] = round(produce)
+            results["broker_consume_per_s"] = round(consume)
+            progress.advance(step)
+
+            progress.update(step, description="Ingest: batch endpoint")
+            asyncio.run(ensure_topics(broker.bootstrap))
+            ingest_port = free_port()
+            env = _env(work / "ingest-bench", broker.bootstrap, ingest=ingest_port)
+            env["PROACTIVE_RATE_LIMIT"] = "100000/second"
+            env["PROACTIVE_CDC_FROM_KAFKA"] = "false"
+            env["PROACTIVE_TRACES_TO_FILE"] = "false"
+            key = subprocess.run(
+                [sys.executable, "-m", "ingest", "create-key", "--source", "bench"],
+                env=env, capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            ingest = _start("ingest", env, work / "ingest.log")
+            url = f"http://127.0.0.1:{ingest_port}"
+            try:
+                wait_until(
+                    lambda: _get_json(f"{url}/healthz").get("status") == "ok", 60, "ingest start"
+                )
+                seconds = asyncio.run(post_all(url, key, ingest_changes, batch=1000, workers=3))
+                results["ingest_events_per_s"] = round(len(ingest_changes) / seconds)
+                wait_until(
+                    lambda: _get_json(f"{url}/stats").get("outbox_pending") == 0,
+                    300,
+                    "ingest publish",
+                )
+                results["ingest_events"] = len(ingest_changes)
+            finally:
+                _stop(ingest)
+            progress.advance(step)
+
+            progress.update(step, description="Scoring: worker, naive baseline")
+            scoring_port = free_port()
+            env = _env(work / "scoring-bench", broker.bootstrap, scoring=scoring_port)
+            env["PROACTIVE_TRACES_TO_FILE"] = "false"
+            worker = _start("scoring", env, work / "scoring.log")
+            stats_url = f"http://127.0.0.1:{scoring_port}/stats"
+            try:
+                wait_until(
+                    lambda: _get_json(stats_url).get("events_consumed", 0) > 0, 120, "scoring start"
+                )
+                first = time.perf_counter()
+                start_count = _get_json(stats_url)["events_consumed"]
+                wait_until(
+                    lambda: _get_json(stats_url).get("events_consumed", 0) >= len(ingest_changes),
+                    600,
+                    "scoring to consume every event",
+                )
+                elapsed = time.perf_counter() - first
+                results["scoring_events_per_s"] = round(
+                    (len(ingest_changes) - start_count) / elapsed
+                )
+                counters = _get_json(stats_url)
+                residents = max(1, int(counters.get("residents", 1)))
+                results["scoring_residents"] = residents
+                results["scoring_rss_bytes"] = _rss_bytes(worker.pid)
+                state_dir = work / "scoring-bench" / "scoring" / "faust"
+                state_bytes = sum(f.stat().st_size for f in state_dir.rglob("*") if f.is_file())
+                results["bytes_per_resident"] = round(state_bytes / residents)
+                results["rss_bytes_per_resident"] = round(results["scoring_rss_bytes"] / residents)
+            finally:
+                _stop(worker)
+            baseline_port = free_port()
+            env = _env(work / "baseline", broker.bootstrap)
+            env["BENCH_WEB_PORT"] = str(baseline_port)
+            baseline = _start("proactive.bench_baseline", env, work / "baseline.log")
+            baseline_url = f"http://127.0.0.1:{baseline_port}/stats"
+            try:
+                wait_until(
+                    lambda: _get_json(baseline_url).get("events", 0) > 0, 120, "baseline start"
+                )
+                first = time.perf_counter()
+                start_count = _get_json(baseline_url)["events"]
+                wait_until(
+                    lambda: (
+                        _get_json(baseline_url).get("events", 0) >= start_count + sizes["baseline"]
+                    ),
+                    600,
+                    "the baseline to score its sample",
+                )
+                done = _get_json(baseline_url)["events"] - start_count
+                results["baseline_scoring_events_per_s"] = round(
+                    done / (time.perf_counter() - first)
+                )
+            finally:
+                _stop(baseline)
+            progress.advance(step)
+
+        progress.update(step, description="Latency at 1,000 events/s through the whole stack")
+        stack = Stack(work / "stack", Ports.free(), extra_env={"PROACTIVE_LOG_LEVEL": "WARNING"})
+        stack.start()
+        try:
+            key = stack.create_source_key("bench")
+            sent = asyncio.run(
+                offered_load(stack.ports.url("ingest"), key, latency_changes, rate=1000)
+            )
+            bootstrap = f"127.0.0.1:{stack.ports.broker}"
+            scored = asyncio.run(score_times(bootstrap, set(sent), timeout_s=120))
+        finally:
+            stack.stop()
+        to_score = latencies_ms(sent, scored)
+        to_decision = latencies_ms(sent, decision_times(work / "stack" / "traces", set(sent)))
+        for name, values in (("e2e_latency_ms", to_score), ("decision_latency_ms", to_decision)):
+            for label, share in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+                results[f"{name}_{label}"] = round(percentile(values, share), 1)
+        results["latency_samples"] = len(to_score)
+        progress.advance(step)
+
+        progress.update(step, description="Full re-score of 220,000 residents")
+        rescore = subprocess.run(
+            [sys.executable, "-m", "scoring.rescore", "--bench", str(sizes["rescore"]), "--json"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        rescored = json.loads(rescore.stdout.strip().splitlines()[-1])
+        results["rescore_220k_s"] = rescored["rescore_s"]
+        results["single_onnx_call_220k_s"] = rescored["single_onnx_call_s"]
+        progress.advance(step)
+    results["scoring_vs_baseline"] = round(
+        results["scoring_events_per_s"] / max(1, results["baseline_scoring_events_per_s"]), 1
+    )
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "mode": "quick" if quick else "full",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return results
+
+
+def write_outputs(results: dict[str, Any], folder: Path) -> tuple[Path, Path]:
+    """bench/results.json and a chart of each figure beside its baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    results_path = folder / "results.json"
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    pairs = [
+        ("Ingest (events/s)", ["ingest", "raw produce"],
+         [results["ingest_events_per_s"], results["broker_produce_per_s"]]),
+        ("Scoring (events/s)", ["scoring", "naive baseline", "raw consume"],
+         [results["scoring_events_per_s"], results["baseline_scoring_events_per_s"],
+          results["broker_consume_per_s"]]),
+        ("Re-score 220k (s)", ["full re-score", "one ONNX call"],
+         [results["rescore_220k_s"], results["single_onnx_call_220k_s"]]),
+    ]  # fmt: skip
+    for axis, (title, labels, values) in zip(axes, pairs, strict=True):
+        bars = axis.bar(labels, values, color=["#1d70b8", "#b1b4b6", "#505a5f"][: len(values)])
+        axis.set_title(title)
+        axis.set_yscale("log")
+        axis.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.2f}" for v in values])
+    machine = results["machine"]
+    figure.suptitle(
+        f"proactive bench ({machine['mode']}) on {machine['cpus']} cores, "
+        f"Python {machine['python']}; latency p50/p99 to score "
+        f"{results['e2e_latency_ms_p50']}/{results['e2e_latency_ms_p99']} ms at 1,000 events/s"
+    )
+    figure.tight_layout()
+    chart_path = folder / "results.png"
+    figure.savefig(chart_path, dpi=100)
+    plt.close(figure)
+    return results_path, chart_path
