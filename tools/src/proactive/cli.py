@@ -202,6 +202,65 @@ def demo(
         print(json.dumps(summary))
 
 
+@app.command()
+def bench(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller samples (about a minute)")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Where results.json and results.png go")] = Path(
+        "bench"
+    ),
+) -> None:
+    """Measure ingest, scoring, latency, re-scoring and memory, each beside its baseline."""
+    from proactive.bench import run, write_outputs
+
+    results = run(quick)
+    results_path, chart_path = write_outputs(results, out)
+    console.print(
+        f"ingest {results['ingest_events_per_s']:,}/s (raw produce {results['broker_produce_per_s']:,}/s) · "
+        f"scoring {results['scoring_events_per_s']:,}/s (naive {results['baseline_scoring_events_per_s']:,}/s, "
+        f"raw consume {results['broker_consume_per_s']:,}/s) · latency to score p50/p99 "
+        f"{results['e2e_latency_ms_p50']}/{results['e2e_latency_ms_p99']} ms · re-score 220k "
+        f"{results['rescore_220k_s']} s · {results['bytes_per_resident']:,} B/resident. "
+        f"Written to {results_path} and {chart_path}."
+    )
+    if as_json:
+        print(json.dumps(results))
+
+
+@app.command()
+def rescore(
+    scoring_url: Annotated[
+        str | None, typer.Option(help="The scoring worker (default: from PROACTIVE_SCORING_PORT)")
+    ] = None,
+) -> None:
+    """Score every resident again (nightly, or after a model changed); hysteresis decides
+    which scores are published."""
+    settings = CommonSettings()
+    url = scoring_url or Ports.from_env().url("scoring")
+    try:
+        response = httpx.post(
+            f"{url}/rescore",
+            headers={"Authorization": f"Bearer {settings.service_token}"},
+            timeout=600,
+        )
+    except httpx.HTTPError as error:
+        console.print(f"[red]The scoring worker at {url} did not answer:[/red] {error}")
+        raise typer.Exit(1) from error
+    if response.status_code != 200:
+        console.print(
+            f"[red]The re-score was refused ({response.status_code}):[/red] {response.text}"
+        )
+        raise typer.Exit(1)
+    result = response.json()
+    console.print(
+        f"Re-scored {result['residents']:,} residents; {result['scores_emitted']:,} scores "
+        f"published so far by this worker."
+    )
+    print(json.dumps(result))
+
+
 @keys.command("create")
 def create_key(source: Annotated[str, typer.Option(help="The source system's name")]) -> None:
     """Print a new API key for a source system; a running stack accepts it at once."""

@@ -9,7 +9,7 @@ from scoring.app import STATE_CHANGELOG, build_app
 from scoring.settings import ScoringSettings
 from shared.kafka import ensure_topics
 from shared.telemetry import setup_logging, setup_tracing
-from shared.topics import RESIDENT_EVENTS, RISK_SCORES
+from shared.topics import RESIDENT_EVENTS, RESIDENT_OPTOUTS, RISK_SCORES
 
 # Faust's worker accepts only these spellings.
 FAUST_LOG_LEVELS = {
@@ -29,7 +29,10 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(
-        ensure_topics(settings.kafka_bootstrap, [RESIDENT_EVENTS, RISK_SCORES, STATE_CHANGELOG])
+        ensure_topics(
+            settings.kafka_bootstrap,
+            [RESIDENT_EVENTS, RESIDENT_OPTOUTS, RISK_SCORES, STATE_CHANGELOG],
+        )
     )
     scoring = build_app(settings)
     sys.argv = [
@@ -38,9 +41,9 @@ def main() -> None:
         "--web-port",
         str(settings.scoring_port),
         "--web-host",
-        "127.0.0.1",
+        settings.bind_host,
         "--web-bind",
-        "127.0.0.1",
+        settings.bind_host,
         "--loglevel",
         FAUST_LOG_LEVELS.get(settings.log_level.upper(), "info"),
     ]

@@ -14,7 +14,7 @@ from scoring.handlers import ScoringService
 from scoring.settings import ScoringSettings
 from shared.codec import encode, message_key
 from shared.events import RiskScored
-from shared.topics import RESIDENT_EVENTS, RISK_SCORES, Topic
+from shared.topics import RESIDENT_EVENTS, RESIDENT_OPTOUTS, RISK_SCORES, Topic
 
 APP_ID = "proactive-scoring"
 STATE_TABLE = "resident-state"
@@ -62,8 +62,8 @@ def build_app(
         producer_acks=-1,
         web_enabled=True,
         web_port=settings.scoring_port,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.bind_host,
+        web_host=settings.bind_host,
     )
     setup_opentelemetry(app)
     events_topic = app.topic(
@@ -77,6 +77,14 @@ def build_app(
     scores_topic = app.topic(
         RISK_SCORES.name,
         partitions=RISK_SCORES.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    optouts_topic = app.topic(
+        RESIDENT_OPTOUTS.name,
+        partitions=RESIDENT_OPTOUTS.partitions,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -101,7 +109,7 @@ def build_app(
         batch_size=settings.scoring_batch_size,
     )
     agent = register_agents(
-        app, events_topic, service, flush_every_s=settings.scoring_batch_max_wait_s
+        app, events_topic, optouts_topic, service, flush_every_s=settings.scoring_batch_max_wait_s
     )
-    register_pages(app, service)
+    register_pages(app, service, settings.service_token)
     return ScoringApp(app=app, service=service, table=table, agent=agent)

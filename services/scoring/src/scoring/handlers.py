@@ -32,13 +32,15 @@ from scoring.domain.features import can_be_scored, feature_hash, feature_vector,
 from scoring.domain.state import Change, Outcome, ResidentState
 from shared import metrics
 from shared.codec import UndecodableEvent, decode
-from shared.events import ModelName, ResidentEventRecorded, RiskScored, utc_now
+from shared.events import ModelName, ResidentEventRecorded, ResidentOptedOut, RiskScored, utc_now
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("scoring")
 
 Publish = Callable[[RiskScored], Awaitable[None]]
 SOURCE = "scoring"
+OPTED_OUT = "opted_out"
+RESCORE_BATCH = 5_000
 EVENTS_TOPIC = {"messaging.destination.name": "resident.events.v1"}
 SCORES_TOPIC = {"messaging.destination.name": "risk.scores.v1"}
 
@@ -55,6 +57,9 @@ class Stats:
     scores_emitted: int = 0
     scores_unchanged: int = 0
     model_batches: int = 0
+    opted_out_ignored: int = 0
+    opt_outs: int = 0
+    rescored: int = 0
 
 
 @dataclass
@@ -109,6 +114,11 @@ class ScoringService:
             return
         key = event.resident_key
         stored = self.table.get(key)
+        if stored is not None and stored.get(OPTED_OUT):
+            # The resident asked to be left out: their state was deleted, and nothing of
+            # theirs is kept or scored again.
+            self.stats.opted_out_ignored += 1
+            return
         state = ResidentState.from_json(stored) if stored is not None else ResidentState()
         outcome = state.apply(Change.from_event(event))
         if outcome is Outcome.DUPLICATE:
@@ -198,6 +208,55 @@ class ScoringService:
                     )
                     published += 1
             return published
+
+    def opt_out(self, value: bytes | None) -> None:
+        """On `resident.optouts.v1`: delete the resident's state, keep only the marker that
+        stops them being scored again, and drop any score still queued for them."""
+        try:
+            event = decode(value, ResidentOptedOut)
+        except UndecodableEvent as error:
+            self.stats.events_rejected += 1
+            log.error("refused a record on resident.optouts.v1: %s", error)
+            return
+        self.table[event.resident_key] = {OPTED_OUT: True}
+        self.pending.pop(event.resident_key, None)
+        self._emitted.pop(event.resident_key, None)
+        self.stats.opt_outs += 1
+
+    async def rescore_all(self, run_id: uuid.UUID) -> int:
+        """Score every resident this worker holds again (a model or the calendar moved);
+        hysteresis still decides what is published. Returns residents queued."""
+        queued = 0
+        with tracer.start_as_current_span("rescore", attributes={"proactive.rescore": str(run_id)}):
+            for key, stored in list(self.table.items()):
+                if stored is None or stored.get(OPTED_OUT):
+                    continue
+                state = ResidentState.from_json(stored)
+                if is_deceased(state) or not can_be_scored(state):
+                    continue
+                state.scores.update(self._emitted.get(key, {}))
+                vector = feature_vector(state)
+                self.pending[key] = PendingScore(
+                    resident_key=key,
+                    features=vector,
+                    feature_hash=feature_hash(vector),
+                    triggered_by=run_id,
+                    age_band=None,
+                    ward=None,
+                    trace_context=otel_context.get_current(),
+                    published_at=utc_now(),
+                    previous=dict(state.scores),
+                )
+                queued += 1
+                if len(self.pending) >= RESCORE_BATCH:
+                    await self.flush()
+            await self.flush()
+        self.stats.rescored += queued
+        return queued
+
+    def state_of(self, resident_key: str) -> dict[str, Any] | None:
+        stored = self.table.get(resident_key)
+        return dict(stored) if stored is not None else None
 
     def counters(self) -> dict[str, int]:
         counts = asdict(self.stats)

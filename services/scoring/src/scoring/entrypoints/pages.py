@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from typing import Any
 
 import faust
@@ -20,7 +22,11 @@ def is_ready(app: faust.App) -> bool:
     return recovered and not app.rebalancing and bool(app.consumer.assignment())
 
 
-def register_pages(app: faust.App, service: ScoringService) -> None:
+def register_pages(app: faust.App, service: ScoringService, service_token: str) -> None:
+    def trusted(request: Request) -> bool:
+        given = request.headers.get("Authorization", "")
+        return secrets.compare_digest(given, f"Bearer {service_token}")
+
     @app.page("/healthz")
     async def healthz(view: View, request: Request) -> Response:
         return view.json({"status": "ok"})
@@ -35,6 +41,27 @@ def register_pages(app: faust.App, service: ScoringService) -> None:
     async def prometheus_metrics(view: View, request: Request) -> Response:
         body, content_type = prometheus_text()
         return view.bytes(body, content_type=content_type)
+
+    @app.page("/rescore")
+    class Rescore(View):
+        """POST: score every resident this worker holds again (`proactive rescore`)."""
+
+        async def post(self, request: Request) -> Response:
+            if not trusted(request):
+                return self.json({"detail": "A valid service token is required."}, status=401)
+            run_id = uuid.uuid4()
+            queued = await service.rescore_all(run_id)
+            return self.json({"run": str(run_id), "residents": queued, **service.counters()})
+
+    @app.page("/residents/{resident_key}")
+    async def resident_state(view: View, request: Request, resident_key: str) -> Response:
+        """A resident's folded state (pseudonymous), for support and for tests."""
+        if not trusted(request):
+            return view.json({"detail": "A valid service token is required."}, status=401)
+        state = service.state_of(resident_key)
+        if state is None:
+            return view.json({"detail": "No state for that resident on this worker."}, status=404)
+        return view.json(state)
 
     @app.page("/stats")
     async def stats(view: View, request: Request) -> Response:
