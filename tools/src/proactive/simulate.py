@@ -87,7 +87,9 @@ def pipeline_settled(stats: dict[str, dict[str, Any]]) -> bool:
         and scoring.get("scores_pending", 0) == 0
         and outreach["scores_seen"] >= scoring["scores_emitted"]
         and outreach["outbox_pending"] == 0
-        and notify["letters_rendered"] + notify["deliveries_failed"] + notify.get("letters_cancelled", 0)
+        and notify["letters_rendered"]
+        + notify["deliveries_failed"]
+        + notify.get("letters_cancelled", 0)
         >= outreach["tasks_approved"]
     )
 
