@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from sqlalchemy.engine import Engine
 
@@ -29,6 +29,30 @@ _configured: TracerProvider | None = None
 
 def _span_as_json_line(span: ReadableSpan) -> str:
     return span.to_json(indent=None) + os.linesep
+
+
+class SkipStateChangelogSpans(SpanProcessor):
+    """Passes every span on but those of a Faust table's changelog writes.
+
+    Each state update is also written to its changelog topic; the aiokafka instrumentation
+    makes a root span for every such write, outside any resident's trace. They say nothing
+    an operator can use and, written out, they cost more than the update itself."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self.inner = inner
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not span.name.endswith("-changelog send"):
+            self.inner.on_end(span)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 def setup_tracing(
@@ -44,11 +68,13 @@ def setup_tracing(
         traces_dir.mkdir(parents=True, exist_ok=True)
         sink = open(traces_dir / f"{service_name}-{os.getpid()}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         exporter = ConsoleSpanExporter(out=sink, formatter=_span_as_json_line)
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+        provider.add_span_processor(
+            SkipStateChangelogSpans(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+        )
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(SkipStateChangelogSpans(BatchSpanProcessor(OTLPSpanExporter())))
     trace.set_tracer_provider(provider)
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
