@@ -60,7 +60,7 @@ def main() -> None:
     processed = {"events": 0}
 
     @app.agent(events)
-    async def score(stream):  # type: ignore[no-untyped-def]
+    async def score(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             event = json.loads(value)
             row = np.zeros((1, FEATURES))
