@@ -90,11 +90,15 @@ def up(
     table.add_column("where")
     table.add_row("broker (Kafka API)", f"127.0.0.1:{ports.broker}")
     for service in SERVICES:
-        table.add_row(service, f"{ports.url(service)}  (/healthz, /stats, /docs)")
+        pages = "/healthz, /stats, /metrics" + ("" if service == "scoring" else ", /docs")
+        table.add_row(service, f"{ports.url(service)}  ({pages})")
+    table.add_row("officer service", f"{ports.url('outreach')}/officer/")
+    table.add_row("residents' pages", f"{ports.url('outreach')}/how-we-use-your-information")
     table.add_row("letters (PDF)", str(data_dir / "notify" / "letters"))
     table.add_row("traces", str(data_dir / "traces"))
     table.add_row("logs", str(data_dir / "logs"))
     console.print(table)
+    console.print(stack.command("outreach", "seed-users"))
     try:
         if no_simulator:
             console.print("No simulator: send events to ingest yourself. Ctrl-C stops everything.")

@@ -137,14 +137,18 @@ class Stack:
             )
 
     def create_source_key(self, source: str) -> str:
+        return self.command("ingest", "create-key", "--source", source).splitlines()[-1]
+
+    def command(self, service: str, *arguments: str) -> str:
+        """Run one of a service's own commands against this stack; returns what it printed."""
         result = subprocess.run(
-            [sys.executable, "-m", "ingest", "create-key", "--source", source],
+            [sys.executable, "-m", service, *arguments],
             env=self.env,
             capture_output=True,
             text=True,
             check=True,
         )
-        return result.stdout.strip().splitlines()[-1]
+        return result.stdout.strip()
 
     def stop(self, timeout_s: float = 20.0) -> None:
         for process in self.processes.values():
