@@ -40,6 +40,7 @@ class Worker:
             "PROACTIVE_DATA_DIR": str(data_dir),
             "PROACTIVE_SCORING_PORT": str(self.port),
             "PROACTIVE_TRACES_TO_FILE": "false",
+            "PROACTIVE_SCORING_RECOVERY_CONSISTENCY_CHECK": "false",  # the Tansu defect
         }
         self.log = data_dir / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from proactive.broker import port_answers
+from proactive.commands.borough import borough, simulate
 from proactive.simulate import (
     SendResult,
     approve_proposed,
@@ -35,6 +36,8 @@ from shared.settings import CommonSettings
 app = typer.Typer(help="Proactive Support: a council's prevention platform, on one machine.")
 keys = typer.Typer(help="API keys for the council systems that send changes to ingest.")
 app.add_typer(keys, name="keys")
+app.command()(borough)
+app.command()(simulate)
 console = Console(stderr=True)
 
 
@@ -265,19 +268,29 @@ def rescore(
     print(json.dumps(result))
 
 
-@keys.command("create")
-def create_key(source: Annotated[str, typer.Option(help="The source system's name")]) -> None:
-    """Print a new API key for a source system; a running stack accepts it at once."""
+def _ingest_command(*arguments: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ingest", "create-key", "--source", source],
+        [sys.executable, "-m", "ingest", *arguments],
         capture_output=True,
         text=True,
         env=os.environ.copy(),
     )
     if result.returncode != 0:
-        console.print(f"[red]Could not create the key:[/red] {result.stderr.strip()}")
+        console.print(f"[red]That did not work:[/red] {result.stderr.strip()}")
         raise typer.Exit(1)
     print(result.stdout.strip())
+
+
+@keys.command("create")
+def create_key(source: Annotated[str, typer.Option(help="The source system's name")]) -> None:
+    """Print a new API key for a source system; a running stack accepts it at once."""
+    _ingest_command("create-key", "--source", source)
+
+
+@keys.command("revoke")
+def revoke_keys(source: Annotated[str, typer.Option(help="The source system's name")]) -> None:
+    """Revoke every API key of a source system (403 from then on)."""
+    _ingest_command("revoke-keys", "--source", source)
 
 
 @app.command()

@@ -60,6 +60,7 @@ def build_app(
         broker_rebalance_timeout=5.0,
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
+        recovery_consistency_check=settings.scoring_recovery_consistency_check,
         # Batch the changelog and score records (one request per record is what Faust does
         # by default, and it dominates the cost per event).
         producer_linger_ms=5,

@@ -27,3 +27,9 @@ class ScoringSettings(CommonSettings):
     scoring_batch_max_wait_s: float = Field(
         0.05, gt=0.0, description="...or when this long has passed, whichever comes first"
     )
+    scoring_recovery_consistency_check: bool = Field(
+        True,
+        description="Faust's check that the local state is not ahead of its changelog. The "
+        "embedded broker under-reports end offsets, which makes the check fail falsely after "
+        "a restart, so the embedded stack turns it off; keep it on with Apache Kafka.",
+    )

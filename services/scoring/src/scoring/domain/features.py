@@ -23,35 +23,49 @@ from shared.events import Scalar
 
 DAY = 86_400.0
 WINDOW_DAYS = 365.0
+YEAR_DAYS = 365.25
 
 
 @dataclass(frozen=True)
 class Feature:
     name: str
     source_table: str
+    columns: tuple[str, ...]
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("age_years", "people.residents"),
-    Feature("age_80_plus", "people.residents"),
-    Feature("lives_alone", "people.residents"),
-    Feature("falls_reported_12m", "social_care.contacts"),
-    Feature("ambulance_fall_callouts_12m", "health.ambulance_callouts"),
-    Feature("fall_injury_admissions_12m", "health.hospital_discharges"),
-    Feature("frailty_admissions_12m", "health.hospital_discharges"),
-    Feature("other_admissions_12m", "health.hospital_discharges"),
-    Feature("care_concern_contacts_12m", "social_care.contacts"),
-    Feature("care_hours_per_week", "social_care.care_packages"),
-    Feature("has_telecare", "social_care.care_packages"),
-    Feature("rent_weeks_in_arrears", "housing.rent_accounts"),
-    Feature("possession_notice_served", "housing.rent_accounts"),
-    Feature("eviction_date_set", "housing.rent_accounts"),
-    Feature("temporary_accommodation", "housing.tenancies"),
-    Feature("overcrowded", "housing.tenancies"),
-    Feature("council_tax_arrears_hundreds", "revenues.council_tax_accounts"),
-    Feature("council_tax_enforcement_stage", "revenues.council_tax_accounts"),
-    Feature("benefit_cap_applied", "benefits.claims"),
-    Feature("benefit_suspended", "benefits.claims"),
+    Feature("age_years", "people.residents", ("date_of_birth",)),
+    Feature("age_80_plus", "people.residents", ("date_of_birth",)),
+    Feature("lives_alone", "people.residents", ("lives_alone",)),
+    Feature("falls_reported_12m", "social_care.contacts", ("reason", "contact_date")),
+    Feature(
+        "ambulance_fall_callouts_12m", "health.ambulance_callouts", ("category", "incident_at")
+    ),
+    Feature(
+        "fall_injury_admissions_12m", "health.hospital_discharges", ("reason", "discharged_on")
+    ),
+    Feature("frailty_admissions_12m", "health.hospital_discharges", ("reason", "discharged_on")),
+    Feature("other_admissions_12m", "health.hospital_discharges", ("reason", "discharged_on")),
+    Feature("care_concern_contacts_12m", "social_care.contacts", ("reason", "contact_date")),
+    Feature(
+        "care_hours_per_week",
+        "social_care.care_packages",
+        ("hours_per_week", "start_date", "end_date"),
+    ),
+    Feature(
+        "has_telecare", "social_care.care_packages", ("service_type", "start_date", "end_date")
+    ),
+    Feature("rent_weeks_in_arrears", "housing.rent_accounts", ("weeks_in_arrears",)),
+    Feature("possession_notice_served", "housing.rent_accounts", ("nosp_served",)),
+    Feature("eviction_date_set", "housing.rent_accounts", ("eviction_date",)),
+    Feature("temporary_accommodation", "housing.tenancies", ("tenure_type", "end_date")),
+    Feature("overcrowded", "housing.tenancies", ("household_size", "bedrooms", "end_date")),
+    Feature("council_tax_arrears_hundreds", "revenues.council_tax_accounts", ("arrears_pence",)),
+    Feature(
+        "council_tax_enforcement_stage", "revenues.council_tax_accounts", ("enforcement_stage",)
+    ),
+    Feature("benefit_cap_applied", "benefits.claims", ("benefit_cap_applied", "status")),
+    Feature("benefit_suspended", "benefits.claims", ("status",)),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURE_COUNT = len(FEATURES)
@@ -118,6 +132,15 @@ def can_be_scored(state: ResidentState) -> bool:
     return row is not None and row.get("age_years") is not None and not is_deceased(state)
 
 
+def _whole_years_since_resident_row(state: ResidentState, now: float) -> int:
+    """Ingest gives the age on the day the resident row last changed; a row unchanged for
+    years would otherwise make a resident look years younger than they are."""
+    for slot, row in state.rows.items():
+        if slot.startswith("people.residents/") and not row.deleted:
+            return max(0, int((now - row.occurred_at) // (YEAR_DAYS * DAY)))
+    return 0
+
+
 def feature_vector(state: ResidentState, as_of: float | None = None) -> np.ndarray:
     """The features, float32, in the order of `FEATURE_NAMES`."""
     now = state.latest if as_of is None else as_of
@@ -127,7 +150,7 @@ def feature_vector(state: ResidentState, as_of: float | None = None) -> np.ndarr
         return moment is not None and since <= moment <= now + DAY
 
     person = resident_row(state) or {}
-    age = _number(person.get("age_years"))
+    age = _number(person.get("age_years")) + _whole_years_since_resident_row(state, now)
 
     falls = concerns = 0
     for row in state.live_rows("social_care.contacts"):
