@@ -62,6 +62,19 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) ->
         await admin.close()
 
 
+async def ensure_topics_if_reachable(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> bool:
+    """`ensure_topics`, but a broker that is down does not stop a service from starting:
+    it starts not ready, and its loops (which create topics themselves) retry."""
+    try:
+        await asyncio.wait_for(ensure_topics(bootstrap, topics), timeout=15)
+    except (KafkaError, OSError, TimeoutError) as error:
+        log.warning(
+            "the broker at %s did not answer (%s); starting anyway, not ready", bootstrap, error
+        )
+        return False
+    return True
+
+
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
 

@@ -77,3 +77,28 @@ def add_metrics_route(app: Any) -> None:
     def prometheus_metrics() -> Response:
         body, content_type = prometheus_text()
         return Response(body, media_type=content_type)
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route gives, so that clients (and the
+    schemathesis tests) know every status code it may return."""
+    meanings = {
+        400: "The body could not be read",
+        401: "No valid token or API key",
+        403: "Not allowed for this caller",
+        404: "Not found",
+        409: "In a state that does not allow this",
+        413: "The body is too large",
+        422: "Not valid: every problem is named",
+        429: "Too many requests; see Retry-After",
+        503: "Not ready",
+    }
+    schema = {
+        "type": "object",
+        "properties": {"detail": {}},
+        "required": ["detail"],
+    }
+    return {
+        code: {"description": meanings[code], "content": {"application/json": {"schema": schema}}}
+        for code in codes
+    }

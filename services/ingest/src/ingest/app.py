@@ -18,7 +18,7 @@ from ingest.entrypoints.limits import KeyRateLimit, MaxBodySize
 from ingest.migrations import prepare_database
 from ingest.settings import IngestSettings
 from shared.database import database_url, make_engine
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_topics_if_reachable
 from shared.outbox import OutboxRelay
 from shared.service import Readiness, Supervisor, add_metrics_route
 from shared.telemetry import instrument_database, setup_logging, setup_tracing, shutdown_tracing
@@ -47,7 +47,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         setup_logging(settings.log_level)
         setup_tracing("ingest", settings.data_dir, to_file=settings.traces_to_file)
         instrument_database(engine)
-        await ensure_topics(settings.kafka_bootstrap)
+        await ensure_topics_if_reachable(settings.kafka_bootstrap)
         loops: dict[str, Loop] = {
             "outbox-relay": relay_loop,
             "approvals-consumer": approvals_consumer(
@@ -57,7 +57,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         if settings.cdc_from_kafka:
             # In production Debezium makes these topics; in dev they are made here so that
             # the consumer can subscribe before the first change arrives.
-            await ensure_topics(
+            await ensure_topics_if_reachable(
                 settings.kafka_bootstrap,
                 [Topic(name, 1) for name in cdc_topics(mapping, settings.cdc_prefix)],
             )

@@ -37,6 +37,7 @@ from ingest.handlers import (
 )
 from shared.inbound import SourceChange, SourceChangeBatch
 from shared.outbox import OutboxEntry, current_traceparent
+from shared.service import error_responses
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False)
@@ -100,13 +101,7 @@ NATIVE_EXAMPLE = {
 @router.post(
     "/v1/events",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={
-        401: {"description": "No API key, or an unknown one"},
-        403: {"description": "A revoked API key"},
-        413: {"description": "The body is too large"},
-        422: {"description": "An invalid change: every problem is named; none was accepted"},
-        429: {"description": "Too many requests for this API key"},
-    },
+    responses=error_responses(400, 401, 403, 413, 422, 429),
 )
 async def post_events(
     payload: Annotated[
@@ -167,6 +162,7 @@ def _cdc_example() -> dict[str, Any]:
 @router.post(
     "/v1/cdc",
     status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 401, 403, 413, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -188,12 +184,23 @@ async def post_cdc(source: SourceName, request: Request) -> dict[str, int]:
     record is kept with its reason (and can be replayed), so the sink is never stuck
     retrying one bad change. Redelivery is harmless (idempotent on table, key, log
     position and op)."""
+    raw = await request.body()
+    if not raw.strip():
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "Send a Debezium record, an array of them, or null."
+        )
     try:
-        body = json.loads(await request.body() or b"null")
-    except json.JSONDecodeError as error:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, f"The body is not JSON: {error}"
         ) from error
+    if body is not None and not isinstance(body, dict | list):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "Send a Debezium record (an object), an array of them, or null; not "
+            f"{type(body).__name__}.",
+        )
     mapping = request.app.state.mapping
     changes, rejected, tombstones = changes_from_cdc(cdc_body(body), mapping, "cdc-http")
     engine = request.app.state.engine
@@ -222,7 +229,7 @@ def schemas(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/internal/v1/vault/{resident_key}")
+@router.get("/internal/v1/vault/{resident_key}", responses=error_responses(401, 403, 404, 422))
 def read_vault(
     resident_key: str,
     request: Request,
@@ -276,7 +283,7 @@ def _normalised_postcode(postcode: str) -> str:
     return re.sub(r"\s+", "", postcode).upper()
 
 
-@router.post("/internal/v1/vault/verify-postcode")
+@router.post("/internal/v1/vault/verify-postcode", responses=error_responses(401, 422))
 def verify_postcode(check: PostcodeCheck, _: ServiceCaller, request: Request) -> dict[str, bool]:
     """Does this postcode belong to this resident? Yes or no, and nothing else: outreach
     uses it to check an opt-out made with a letter reference and a postcode."""
@@ -300,7 +307,7 @@ def verify_postcode(check: PostcodeCheck, _: ServiceCaller, request: Request) ->
     return {"match": match}
 
 
-@router.get("/v1/rejections")
+@router.get("/v1/rejections", responses=error_responses(401, 422))
 def list_rejections(
     _: ServiceCaller, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:
@@ -310,7 +317,7 @@ def list_rejections(
         return [r.model_dump(mode="json", exclude={"payload"}) for r in rows]
 
 
-@router.post("/v1/rejections/{rejection_id}/replay")
+@router.post("/v1/rejections/{rejection_id}/replay", responses=error_responses(401, 404, 409, 422))
 async def replay_rejection(rejection_id: int, _: ServiceCaller, request: Request) -> dict[str, Any]:
     """Try a refused change again (say, after the mapping was corrected)."""
     engine = request.app.state.engine
@@ -359,7 +366,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=error_responses(503))
 def readyz(request: Request) -> dict[str, Any]:
     readiness = request.app.state.readiness
     if not readiness.ready:
