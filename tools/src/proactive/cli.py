@@ -3,6 +3,7 @@ retrain the models."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from proactive.simulate import (
     SendResult,
     approve_proposed,
     batches,
+    dump_topics,
     read_stats,
     send_changes,
     wait_until_idle,
@@ -155,6 +157,9 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last")] = False,
     seed: Annotated[int, typer.Option(help="Borough seed")] = 7,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline")] = 110.0,
+    keep_topics: Annotated[
+        bool, typer.Option("--keep-topics", help="Save every record of every topic to topics.jsonl")
+    ] = False,
 ) -> None:
     """Run a whole embedded stack on free ports, send events, wait until idle, report."""
     from proactive.borough import demo_stream
@@ -183,6 +188,9 @@ def demo(
                 progress.advance(sending, len(batch))
             progress.add_task("Waiting for scoring, outreach and notify", total=None)
             stats = wait_until_idle(client, urls, settings.service_token, timeout)
+        if keep_topics:
+            # The embedded broker forgets everything when it stops: save what it held.
+            asyncio.run(dump_topics(f"127.0.0.1:{stack.ports.broker}", data_dir / "topics.jsonl"))
     finally:
         stack.stop()
     summary = {

@@ -7,12 +7,15 @@ are recorded as `simulated-officer` in the audit log, and production has no such
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.inbound import SourceChange
 
@@ -114,3 +117,40 @@ def wait_until_idle(
             return stats
         time.sleep(0.5)
     raise TimeoutError(f"the pipeline did not settle in {timeout_s:.0f}s; last counts: {last}")
+
+
+async def dump_topics(bootstrap: str, path: Path) -> int:
+    """Every record of every topic on the broker, one JSON object a line; returns how many."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    written = 0
+    try:
+        topics = sorted(await consumer.topics())
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        with path.open("w", encoding="utf-8") as out:
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=5_000)
+                if not batches:
+                    break  # quiet for a second: everything the broker holds has been read
+                for records in batches.values():
+                    for record in records:
+                        out.write(
+                            json.dumps(
+                                {
+                                    "topic": record.topic,
+                                    "key": (record.key or b"").decode("utf-8", "replace"),
+                                    "value": (record.value or b"").decode("utf-8", "replace"),
+                                }
+                            )
+                            + "\n"
+                        )
+                        written += 1
+    finally:
+        await consumer.stop()
+    return written
