@@ -183,6 +183,10 @@ def test_an_opt_out_deletes_the_state_and_nothing_more_is_scored_and_a_rescore_s
         worker.wait(lambda: worker.stats()["opted_out_ignored"] > ignored, 60, "ignoring them")
         assert worker.get(f"/residents/{leaving}").json() == {"opted_out": True}
 
+        metrics = worker.get("/metrics")
+        assert metrics.status_code == 200
+        assert "proactive_events_consumed_total" in metrics.text
+
         unauthorised = httpx.post(f"{worker.base}/rescore", timeout=5)
         assert unauthorised.status_code == 401
         rescored = httpx.post(f"{worker.base}/rescore", headers=SERVICE, timeout=60).json()

@@ -53,11 +53,9 @@ def setup_metrics(service_name: str, data_dir: Path | None, *, to_file: bool = T
     metrics.set_meter_provider(_provider)
 
 
-def shutdown_metrics() -> None:
-    global _provider
+def flush_metrics() -> None:
     if _provider is not None:
-        _provider.shutdown()
-        _provider = None
+        _provider.force_flush()
 
 
 def prometheus_text() -> tuple[bytes, str]:

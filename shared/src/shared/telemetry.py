@@ -96,15 +96,16 @@ def instrument_database(engine: Engine) -> None:
     SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
 
 
-def shutdown_tracing() -> None:
-    global _configured
+def flush_telemetry() -> None:
+    """Write out every span and metric still buffered (a service calls this as it stops).
+
+    The providers themselves are shut down at interpreter exit by the SDK; OpenTelemetry
+    lets a process set its providers only once, so they stay for the process's life."""
     if _configured is not None:
         _configured.force_flush()
-        _configured.shutdown()
-        _configured = None
-    from shared.metrics import shutdown_metrics
+    from shared.metrics import flush_metrics
 
-    shutdown_metrics()
+    flush_metrics()
 
 
 def context_from_headers(headers: KafkaHeaders | None) -> otel_context.Context:

@@ -21,7 +21,7 @@ from shared.database import database_url, make_engine
 from shared.kafka import ensure_topics_if_reachable
 from shared.outbox import OutboxRelay
 from shared.service import Readiness, Supervisor, add_metrics_route
-from shared.telemetry import instrument_database, setup_logging, setup_tracing, shutdown_tracing
+from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 from shared.topics import Topic
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
@@ -75,7 +75,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             supervisor.run(name, loop)
         yield
         await supervisor.stop()
-        shutdown_tracing()
+        flush_telemetry()
 
     app = FastAPI(
         title="Proactive Support — ingest",

@@ -40,7 +40,8 @@ def register_pages(app: faust.App, service: ScoringService, service_token: str) 
     @app.page("/metrics")
     async def prometheus_metrics(view: View, request: Request) -> Response:
         body, content_type = prometheus_text()
-        return view.bytes(body, content_type=content_type)
+        # aiohttp takes the charset separately from the media type.
+        return view.bytes(body, content_type=content_type.split(";")[0])
 
     @app.page("/rescore")
     class Rescore(View):
