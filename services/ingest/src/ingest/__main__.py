@@ -1,12 +1,16 @@
 """`python -m ingest` serves the API. `python -m ingest create-key --source NAME` prints a
 new API key for a source system (stored hashed, usable at once by a running service);
-`python -m ingest revoke-keys --source NAME` revokes every key of that source."""
+`python -m ingest revoke-keys --source NAME` revokes every key of that source;
+`python -m ingest migrate` brings the database to the newest schema (`--to REVISION` moves
+it to that revision instead, down as well as up)."""
 
 import argparse
+import sys
 
 import uvicorn
 
-from ingest.adapters.store import create_source_key, create_tables, revoke_source_keys
+from ingest.adapters.store import create_source_key, revoke_source_keys
+from ingest.migrations import DatabaseNotMigrated, migrate, prepare_database
 from ingest.settings import IngestSettings
 from shared.database import database_url, make_engine
 
@@ -18,28 +22,34 @@ def main() -> None:
     for name, text in (("create-key", "print a new API key"), ("revoke-keys", "revoke all keys")):
         command = commands.add_parser(name, help=f"{text} for a source system")
         command.add_argument("--source", required=True)
+    command = commands.add_parser("migrate", help="bring the database to the newest schema")
+    command.add_argument("--to", default="head", help="a revision to move to (default: head)")
     arguments = parser.parse_args()
-    settings = IngestSettings().check()
-    if arguments.command in ("create-key", "revoke-keys"):
-        engine = make_engine(
-            database_url(settings.ingest_database_url, settings.data_dir, "ingest")
-        )
-        create_tables(engine)
-        if arguments.command == "create-key":
-            print(create_source_key(engine, arguments.source))
-        else:
-            print(
-                f"Revoked {revoke_source_keys(engine, arguments.source)} key(s) of {arguments.source}."
-            )
+    if arguments.command == "migrate":
+        # The migration job needs only the database URL, not the service's secrets.
+        plain = IngestSettings()
+        url = database_url(plain.ingest_database_url, plain.data_dir, "ingest")
+        print(migrate(make_engine(url), arguments.to))
         return
-    from ingest.app import create_app
+    settings = IngestSettings().check()
+    try:
+        if arguments.command in ("create-key", "revoke-keys"):
+            engine = make_engine(
+                database_url(settings.ingest_database_url, settings.data_dir, "ingest")
+            )
+            prepare_database(engine, dev=settings.is_dev)
+            if arguments.command == "create-key":
+                print(create_source_key(engine, arguments.source))
+            else:
+                revoked = revoke_source_keys(engine, arguments.source)
+                print(f"Revoked {revoked} key(s) of {arguments.source}.")
+            return
+        from ingest.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.bind_host,
-        port=settings.ingest_port,
-        log_level="warning",
-    )
+        app = create_app(settings)
+    except DatabaseNotMigrated as error:
+        sys.exit(str(error))
+    uvicorn.run(app, host=settings.bind_host, port=settings.ingest_port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from notify.adapters.channels import LetterChannel, NotifyLetterChannel, PdfLetterChannel
@@ -36,9 +35,9 @@ from notify.migrations import prepare_database
 from notify.settings import NotifySettings
 from notify.templates import load_council_details, load_letter_template
 from shared.database import make_engine
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import ensure_topics_if_reachable, make_producer
 from shared.service import Readiness, Supervisor, add_metrics_route
-from shared.telemetry import instrument_database, setup_logging, setup_tracing
+from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ def create_app(
         instrument_database(store.engine)
         setup_logging(settings.log_level)
         await asyncio.to_thread(prepare_database, store.engine, dev=settings.is_dev)
-        await ensure_topics(settings.kafka_bootstrap)
+        await ensure_topics_if_reachable(settings.kafka_bootstrap)
         producer = make_producer(settings.kafka_bootstrap)
         await producer.start()
         owned_vault = (
@@ -139,9 +138,7 @@ def create_app(
             for client in (owned_vault, owned_officers):
                 if client is not None:
                     await client.aclose()
-            provider = trace.get_tracer_provider()
-            if hasattr(provider, "force_flush"):
-                provider.force_flush()
+            flush_telemetry()
             store.engine.dispose()
 
     app = FastAPI(title="notify", summary="Letters and officer notifications", lifespan=lifespan)
