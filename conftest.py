@@ -78,3 +78,9 @@ def topic_reader(kafka_bootstrap):
         return read_records(kafka_bootstrap, topic, predicate, want, timeout_s)
 
     return reader
+
+
+@pytest.fixture
+def read_topic_from():
+    """`read_records` for a broker of the test's own (not the session's)."""
+    return read_records

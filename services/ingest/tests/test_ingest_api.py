@@ -282,10 +282,8 @@ async def _publish_approval(bootstrap: str, key: str, task_id: uuid.UUID) -> Non
         await producer.stop()
 
 
-def test_accepted_events_survive_a_broker_restart(client_for, tmp_path):
+def test_accepted_events_survive_a_broker_restart(client_for, read_topic_from):
     """The embedded broker forgets everything when it stops; the outbox does not."""
-    from conftest import read_records
-
     broker = EmbeddedBroker().start()
     client, api_key = client_for(kafka_bootstrap=broker.bootstrap, cdc_from_kafka=False)
     people = [a_person() for _ in range(6)]
@@ -309,7 +307,7 @@ def test_accepted_events_survive_a_broker_restart(client_for, tmp_path):
             wait_for(lambda: client.app.state.relay.republished >= 3, timeout_s=60)
             wait_for(lambda: client.get("/stats").json()["outbox_pending"] == 0, timeout_s=60)
             keys = {key.encode() for _, key in people}
-            records = read_records(
+            records = read_topic_from(
                 broker.bootstrap, RESIDENT_EVENTS.name, lambda r: r.key in keys, want=6
             )
             assert {r.key for r in records} == keys

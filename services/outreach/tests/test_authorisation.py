@@ -1,5 +1,5 @@
 """Every endpoint against every role and against nobody: the JSON API with bearer tokens,
-the officer pages with sessions, and the residents' pages open to all."""
+the officer and ops pages with sessions, and the residents' pages open to all."""
 
 import re
 import uuid
@@ -15,7 +15,7 @@ from shared.events import Reason, RiskScored
 from shared.settings import DEV_SERVICE_TOKEN
 
 pytestmark = pytest.mark.integration
-ROLES = ("officer", "team_lead", "admin")
+ROLES = ("officer", "team_lead", "admin", "ops")
 KEY = "r_" + "b" * 32
 
 API = [
@@ -32,6 +32,8 @@ API = [
     ("GET", f"/v1/residents/{KEY}/export", None, "residents:export"),
     ("POST", f"/v1/residents/{KEY}/flags", {"flag": "open_case", "source": "t"}, "residents:flag"),
     ("POST", "/v1/retention/run", None, "retention:run"),
+    ("GET", "/v1/fairness", None, "fairness:view"),
+    ("GET", "/v1/fairness/alarms", None, "fairness:alarms"),
 ]
 PAGES = [
     ("GET", "/officer/tasks", "tasks:list"),
@@ -46,8 +48,21 @@ PAGES = [
     ("GET", "/officer/team", "team:summary"),
     ("GET", "/officer/residents/export", "residents:export"),
     ("GET", f"/officer/residents/{KEY}/export.json", "residents:export"),
+    ("GET", "/ops", "ops:view"),
+    ("GET", "/ops/traces", "ops:view"),
+    ("GET", "/ops/traces/{trace}", "ops:view"),
+    ("POST", "/ops/rejections/1/replay", "ops:replay"),
+    ("GET", "/officer/fairness", "fairness:view"),
 ]
-PUBLIC = ["/how-we-use-your-information", "/opt-out", "/officer/login", "/healthz", "/stats"]
+PUBLIC = [
+    "/how-we-use-your-information",
+    "/opt-out",
+    "/transparency",
+    "/officer/login",
+    "/healthz",
+    "/stats",
+    "/metrics",
+]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +84,11 @@ def world(offline_app):
     client = TestClient(offline_app)
     task = client.get("/v1/tasks", headers={"Authorization": f"Bearer {DEV_SERVICE_TOKEN}"})
     return client, task.json()[0]["task_id"]
+
+
+@pytest.fixture(scope="module")
+def trace_id(offline_app, write_trace) -> str:
+    return write_trace(offline_app.state.settings.data_dir / "traces")
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +152,14 @@ def sign_in(
 @pytest.mark.parametrize("role", [None, *ROLES])
 @pytest.mark.parametrize(("method", "path", "permission"), PAGES)
 def test_each_officer_page_answers_only_the_roles_allowed(
-    world, browsers, role, method, path, permission
+    world, browsers, trace_id, role, method, path, permission
 ):
     _, task_id = world
     client, token = browsers[role]
     data = {"csrf_token": token, "reason": "r", "officer": "o", "text": "n", "outcome": "declined"}
     response = client.request(
         method,
-        path.format(task=task_id),
+        path.format(task=task_id, trace=trace_id),
         data=data if method == "POST" else None,
         follow_redirects=False,
     )
@@ -206,6 +226,11 @@ def test_outside_dev_the_service_token_cannot_approve_and_passwords_are_off(tmp_
         oidc_client_secret="x" * 32,
         data_dir=tmp_path,
     )
+    # Outside dev the service refuses an unmigrated database: the migration job runs first.
+    from outreach.migrations import migrate
+    from shared.database import database_url, make_engine
+
+    migrate(make_engine(database_url(None, tmp_path, "outreach")), "head")
     client = TestClient(create_app(settings))
     machine = {"Authorization": "Bearer " + "s" * 32}
     assert client.post(f"/v1/tasks/{uuid.uuid4()}/approve", headers=machine).status_code == 403

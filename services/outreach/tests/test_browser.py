@@ -206,3 +206,51 @@ def test_a_team_lead_sees_capacity_throughput_and_outcomes(page, passwords):
     assert page.get_by_role("heading", name="Community independence team").is_visible()
     assert page.get_by_text("Taken on this week").first.is_visible()
     shot(page, "08-team-lead-view")
+
+
+def test_ops_staff_see_health_replay_a_refused_change_and_open_a_trace_waterfall(
+    page, offline_app, fake_vault, passwords, write_trace
+):
+    trace_id = write_trace(offline_app.state.settings.data_dir / "traces")
+    rejection = fake_vault.refuse(
+        "event 0 (h-77): unknown table housing.tenancy (expected one of housing.tenancies, "
+        "housing.repairs, housing.arrears)"
+    )
+    page.context.clear_cookies()
+    page.goto("/officer/login")
+    page.get_by_label("User name").fill("ops")
+    page.get_by_label("Password").fill(passwords["ops"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ops")
+    assert page.get_by_role("link", name="Operations").is_visible()
+    assert page.get_by_role("link", name="Tasks").count() == 0
+    assert page.get_by_role("row", name="Ingest Running").is_visible()
+    assert page.get_by_role("row", name="Scoring Not answering").is_visible()
+    assert page.get_by_text("lag reads low there").is_visible()
+    shot(page, "ops-01-overview")
+
+    page.get_by_role("button", name=f"Replay refused change {rejection}").click()
+    page.wait_for_url(f"**/ops?replay={rejection}&outcome=replayed*")
+    assert page.get_by_text(f"Refused change {rejection} was replayed.").is_visible()
+    assert fake_vault.replays[-1] == rejection
+    shot(page, "ops-02-replayed")
+
+    page.get_by_role("link", name="See recent traces").click()
+    page.wait_for_url("**/ops/traces")
+    shot(page, "ops-03-recent-traces")
+    page.get_by_role("link", name="POST /v1/events").first.click()
+    page.wait_for_url(f"**/ops/traces/{trace_id}")
+    bars = page.locator("rect.app-waterfall__bar")
+    assert bars.count() == 12  # the two detail spans are hidden
+    assert page.get_by_text("2 database and web-framework spans hidden").is_visible()
+    boxes = [bars.nth(i).bounding_box() for i in range(12)]
+    assert all(box and box["width"] >= 1 for box in boxes)
+    # Drawn left to right in the order the journey ran: each hop starts after the last.
+    lefts = [box["x"] for box in boxes if box]
+    assert lefts[0] < lefts[2] < lefts[5] < lefts[8] < lefts[11]
+    notify_fill = bars.nth(11).evaluate("bar => getComputedStyle(bar).fill")
+    assert notify_fill == "rgb(212, 53, 28)"  # notify's colour, from the stylesheet
+    page.get_by_text("render letter pdf").click()
+    assert page.get_by_text("letter.channel").is_visible()
+    page.evaluate("document.activeElement.blur()")
+    shot(page, "ops-04-trace-waterfall")

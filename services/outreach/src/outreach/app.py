@@ -1,5 +1,5 @@
 """Wiring: settings, policy, database, outbox relay, the consumers, the housekeeping job,
-the JSON API, the officer pages and the residents' pages."""
+the JSON API, the officer pages, the ops view and the residents' pages."""
 
 from __future__ import annotations
 
@@ -17,19 +17,21 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.engine import Engine
 
 from outreach import handlers
+from outreach.adapters.peers import Peers
+from outreach.adapters.traces import TraceStore
 from outreach.adapters.vault import PostcodeChecker
 from outreach.domain.policy import Policy, load_policy
-from outreach.entrypoints import api, http, public, web
+from outreach.entrypoints import api, fairness, http, ops, public, transparency, web
 from outreach.entrypoints.consumers import deliveries_consumer, optouts_consumer, scores_consumer
 from outreach.entrypoints.security import LoginRequired, SecurityHeaders, Signer
 from outreach.entrypoints.templating import GOVUK_ASSETS, STATIC, make_templates, page_context
 from outreach.migrations import prepare_database
 from outreach.settings import OutreachSettings
 from shared.database import database_url, make_engine
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_topics_if_reachable
 from shared.outbox import OutboxRelay
 from shared.service import Readiness, Supervisor, add_metrics_route
-from shared.telemetry import instrument_database, setup_logging, setup_tracing, shutdown_tracing
+from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
         setup_logging(settings.log_level)
         setup_tracing("outreach", settings.data_dir, to_file=settings.traces_to_file)
         instrument_database(engine)
-        await ensure_topics(settings.kafka_bootstrap)
+        await ensure_topics_if_reachable(settings.kafka_bootstrap)
         supervisor = Supervisor(readiness)
         loops: dict[str, Callable[..., Awaitable[None]]] = {
             "outbox-relay": relay_loop,
@@ -104,7 +106,7 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
             supervisor.run(name, loop)
         yield
         await supervisor.stop()
-        shutdown_tracing()
+        flush_telemetry()
 
     app = FastAPI(
         title="Proactive Support — outreach",
@@ -123,12 +125,17 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
     app.state.signer = Signer(settings)
     app.state.templates = make_templates()
     app.state.postcodes = PostcodeChecker(settings.ingest_url, settings.service_token)
+    app.state.peers = Peers(settings.service_urls, settings.service_token, settings.ops_timeout_s)
+    app.state.traces = TraceStore(settings.data_dir / "traces")
 
     app.add_middleware(SecurityHeaders)
     app.include_router(http.router)
     app.include_router(api.router)
     app.include_router(web.router)
+    app.include_router(ops.router)
     app.include_router(public.router)
+    app.include_router(fairness.router)
+    app.include_router(transparency.router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     if (GOVUK_ASSETS / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=GOVUK_ASSETS / "assets"), name="govuk-assets")
@@ -157,7 +164,7 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
                 request,
                 title=titles.get(error.status_code, "Sorry, there is a problem"),
                 message=str(error.detail),
-                officer_area=request.url.path.startswith("/officer"),
+                officer_area=request.url.path.startswith(("/officer", "/ops")),
             ),
             status_code=error.status_code,
         )

@@ -15,6 +15,12 @@ from sqlalchemy import delete, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from outreach.adapters.monitoring import (
+    forget_task_scores,
+    note_scored,
+    record_task_score,
+    task_scores,
+)
 from outreach.adapters.store import (
     AuditEntry,
     ProcessedEvent,
@@ -155,6 +161,7 @@ def handle_score(
     with Session(engine) as session:
         if _already_processed(session, score.event_id, "scores"):
             return "duplicate"
+        note_scored(session, score)
         tasks, resident = _resident(session, score.resident_key)
         decision = decide(score, policy, resident, now)
         reasons = [r.model_dump() for r in score.reasons]
@@ -183,6 +190,7 @@ def handle_score(
                 task.traceparent = current_traceparent()
             session.add(task)
             session.flush()
+            record_task_score(session, task.task_id, score)
             released = _release_team(session, policy, task.team, now)
             if task in released:
                 _audit(
@@ -209,6 +217,7 @@ def handle_score(
                 [*task.reasons, *reasons], key=lambda r: -float(r["contribution"])
             )[:3]
             task.priority = max(task.priority, score.probability)
+            record_task_score(session, task.task_id, score)
             task.updated_at = now
             session.add(task)
             if task.status != "held_for_capacity":
@@ -466,6 +475,17 @@ def record_export(engine: Engine, resident_key: str, actor: str) -> None:
         session.commit()
 
 
+# Not about any resident: the audit log's resident key is left blank for these.
+NO_RESIDENT = ""
+
+
+def record_ops_action(engine: Engine, action: str, reason: str, actor: str) -> None:
+    """An operator's action on the pipeline (say, replaying a refused change), audited."""
+    with Session(engine) as session:
+        _audit(session, NO_RESIDENT, action, reason[:1000], actor)
+        session.commit()
+
+
 # Letters, opt-outs and flags
 
 
@@ -567,6 +587,7 @@ def subject_access(engine: Engine, resident_key: str) -> dict[str, Any]:
             select(Task).where(Task.resident_key == resident_key).order_by(col(Task.created_at))
         ).all()
         task_ids = [t.task_id for t in tasks]
+        scores = task_scores(session, task_ids)
         notes = (
             session.exec(select(TaskNote).where(col(TaskNote.task_id).in_(task_ids))).all()
             if task_ids
@@ -589,6 +610,8 @@ def subject_access(engine: Engine, resident_key: str) -> dict[str, Any]:
                     "letter_reference": t.letter_reference
                     or (reference_for(t.task_id) if t.approved_by else None),
                     "notes": [n.model_dump(mode="json") for n in notes if n.task_id == t.task_id],
+                    # Which model versions' scores made or joined the task, as they arrived.
+                    "scores": scores.get(t.task_id, []),
                 }
                 for t in tasks
             ],
@@ -616,6 +639,7 @@ def purge(engine: Engine, policy: Policy, now: datetime | None = None) -> dict[s
                 delete(TaskNote).where(col(TaskNote.task_id).in_(old_tasks))
             ).rowcount
             session.exec(delete(Task).where(col(Task.task_id).in_(old_tasks)))
+            forget_task_scores(session, old_tasks)
         audit = session.exec(delete(AuditEntry).where(col(AuditEntry.at) < audit_cutoff)).rowcount
         session.commit()
     purged = {"tasks": len(old_tasks), "notes": int(notes or 0), "audit_entries": int(audit or 0)}

@@ -17,7 +17,22 @@ class OutreachSettings(CommonSettings):
     )
     policy_path: Path = DEFAULT_POLICY_PATH
     ingest_url: str = Field(
-        "http://127.0.0.1:8001", description="ingest, which checks an opt-out's postcode"
+        "http://127.0.0.1:8001",
+        description="ingest, which checks an opt-out's postcode and keeps refused changes",
+    )
+    # The ops view asks the other services for their health and figures. Unset, these
+    # follow the ports the embedded stack gives each service.
+    scoring_port: int = 8002
+    notify_port: int = 8004
+    scoring_url: str | None = Field(None, description="scoring's base URL (for the ops view)")
+    notify_url: str | None = Field(None, description="notify's base URL (for the ops view)")
+    trace_viewer_url: str | None = Field(
+        None,
+        description="Jaeger or Tempo in production: trace links go to '<url>/trace/<id>', "
+        "or to the URL with '{trace_id}' replaced; unset, to the ops view's own waterfall",
+    )
+    ops_timeout_s: float = Field(
+        1.5, gt=0, le=10, description="How long the ops view waits for another service"
     )
     outreach_session_secret: str = Field(
         DEV_SESSION_SECRET, description="Signs officers' session cookies and API tokens"
@@ -30,7 +45,7 @@ class OutreachSettings(CommonSettings):
         60.0, gt=0, description="How often held tasks are released and old records purged"
     )
     transparency_record_url: str = Field(
-        "https://www.gov.uk/government/collections/algorithmic-transparency-recording-standard-hub",
+        "/transparency",
         description="The council's published algorithmic transparency record",
     )
     council_name: str = "the council"
@@ -68,6 +83,15 @@ class OutreachSettings(CommonSettings):
             if not (self.oidc_issuer or "").startswith("https://"):
                 raise ValueError("PROACTIVE_OIDC_ISSUER must be an https:// URL.")
         return self
+
+    @property
+    def service_urls(self) -> dict[str, str]:
+        """The other services' base URLs, in the pipeline's order."""
+        return {
+            "ingest": self.ingest_url.rstrip("/"),
+            "scoring": (self.scoring_url or f"http://127.0.0.1:{self.scoring_port}").rstrip("/"),
+            "notify": (self.notify_url or f"http://127.0.0.1:{self.notify_port}").rstrip("/"),
+        }
 
     @property
     def password_login(self) -> bool:

@@ -9,6 +9,7 @@ from faust.contrib.opentelemetry import setup_opentelemetry
 
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.entrypoints.agents import register_agents
+from scoring.entrypoints.drift import register_drift
 from scoring.entrypoints.pages import register_pages
 from scoring.handlers import ScoringService
 from scoring.settings import ScoringSettings
@@ -117,4 +118,5 @@ def build_app(
         app, events_topic, optouts_topic, service, flush_every_s=settings.scoring_batch_max_wait_s
     )
     register_pages(app, service, settings.service_token)
+    register_drift(app, service)
     return ScoringApp(app=app, service=service, table=table, agent=agent)

@@ -36,6 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from proactive.borough import OUTCOMES, PEOPLE, Borough, SourceRow, generate_borough
+from scoring.domain.drift import reference_distribution
 from scoring.domain.features import FEATURE_COUNT, FEATURES, feature_vector
 from scoring.domain.state import Change, ResidentState
 from scoring.settings import DEFAULT_MODELS_DIR
@@ -379,6 +380,24 @@ def train_model(
     auc = _auc(test_labels, test_scores)
     ece = expected_calibration_error(test_labels, test_scores)
 
+    # The population the worker scores: every living adult in the resident index, whatever
+    # the model's training population, so that drift is measured against what it will see.
+    living = ~np.array([r.deceased for r in residents])
+    card_distribution = {
+        "note": (
+            "The training-time distribution the worker's drift check compares against: "
+            "decile cut points (`edges`) and the share of residents in each bin "
+            "(`proportions`, one more than the edges), over every living adult in the "
+            "resident index. Bins are (-inf, e0], (e0, e1], ..., (e_last, +inf)."
+        ),
+        "residents": int(living.sum()),
+        "features": {
+            feature.name: reference_distribution(features[living, i])
+            for i, feature in enumerate(FEATURES)
+        },
+        "score": reference_distribution(predict(features[living])),
+    }
+
     group_columns = {
         "age_band": np.array([age_band(r.age) for r in residents])[test],
         "sex": np.array([r.sex for r in residents])[test],
@@ -460,6 +479,7 @@ def train_model(
             and auc >= BARS["held_out_auc_at_least"]
             and ece <= BARS["expected_calibration_error_at_most"],
         },
+        "distribution": card_distribution,
         "fairness": {
             "note": (
                 "On the held-out split. selection_rate_high_band = share of the group in the "

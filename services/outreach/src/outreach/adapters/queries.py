@@ -1,5 +1,5 @@
 """Read-side queries the officer pages and the JSON API share: the filtered task queue, one
-task with its notes and timeline, and a team's figures."""
+task with its notes and timeline, a team's figures, and the dead letters ops staff see."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from outreach.adapters.store import AuditEntry, Task, TaskNote
+from outreach.adapters.store import AuditEntry, DeadLetter, Task, TaskNote
 from outreach.domain.lifecycle import OUTCOMES
 from outreach.domain.policy import OPEN_STATUSES, Policy, week_start
 
@@ -143,3 +143,11 @@ def team_summary(engine: Engine, policy: Policy, now: datetime) -> list[TeamFigu
                 )
             )
     return figures
+
+
+def recent_dead_letters(engine: Engine, limit: int = 20) -> tuple[list[DeadLetter], int]:
+    """The newest records outreach could not read (newest first), and how many there are."""
+    with Session(engine) as session:
+        rows = session.exec(select(DeadLetter).order_by(col(DeadLetter.id).desc()).limit(limit))
+        total = session.exec(select(func.count()).select_from(DeadLetter)).one()
+        return list(rows.all()), int(total)

@@ -18,6 +18,7 @@ DEV_TEAMS = {
     "officer": "Community independence team",
     "team_lead": "Community independence team",
     "admin": None,
+    "ops": None,
 }
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from outreach.domain.fairness import FairnessThresholds
 from shared.events import Band, ModelName, RiskScored
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.yaml"
@@ -65,6 +66,7 @@ class Policy(BaseModel):
     after_rejection_days: int = Field(90, ge=0)
     contact_due_working_days: int = Field(10, ge=1, le=60)
     retention: Retention = Field(default_factory=Retention)
+    fairness: FairnessThresholds = Field(default_factory=FairnessThresholds)
 
     @model_validator(mode="after")
     def _every_rule_names_a_known_team(self) -> Policy:

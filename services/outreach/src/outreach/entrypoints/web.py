@@ -18,6 +18,7 @@ from outreach import handlers
 from outreach.adapters.queries import TaskFilter, list_tasks, task_detail, team_summary
 from outreach.adapters.users import authenticate
 from outreach.domain.lifecycle import LABELS, OUTCOMES, TransitionNotAllowed
+from outreach.domain.roles import allowed
 from outreach.entrypoints.security import (
     Caller,
     CsrfChecked,
@@ -49,10 +50,17 @@ def _render(request: Request, template: str, status_code: int = 200, **values: A
 
 
 def _safe_next(target: str | None) -> str:
-    """Only send people on to one of our own officer pages after signing in."""
-    if target and target.startswith("/officer/") and not target.startswith("//"):
+    """Only send people on to one of our own officer or ops pages after signing in."""
+    if target and (target.startswith(("/officer/", "/ops/")) or target == "/ops"):
         return target
     return "/officer/tasks"
+
+
+def _landing(target: str, role: str) -> str:
+    """Ops staff see no tasks: the default page for them is the ops view."""
+    if target == "/officer/tasks" and not allowed(role, "tasks:list"):
+        return "/ops" if allowed(role, "ops:view") else target
+    return target
 
 
 @router.get("", include_in_schema=False)
@@ -90,7 +98,8 @@ async def login(request: Request) -> Response:
             password_login=request.app.state.settings.password_login,
             errors=[{"text": "Enter a correct user name and password", "href": "#username"}],
         )
-    response = RedirectResponse(_safe_next(str(form.get("next", ""))), status.HTTP_303_SEE_OTHER)
+    target = _landing(_safe_next(str(form.get("next", ""))), user.role)
+    response = RedirectResponse(target, status.HTTP_303_SEE_OTHER)
     start_session(request, response, Caller(user.username, user.role, user.team))
     return response
 
