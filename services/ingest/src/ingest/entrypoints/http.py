@@ -283,7 +283,7 @@ def _normalised_postcode(postcode: str) -> str:
     return re.sub(r"\s+", "", postcode).upper()
 
 
-@router.post("/internal/v1/vault/verify-postcode", responses=error_responses(401, 422))
+@router.post("/internal/v1/vault/verify-postcode", responses=error_responses(400, 401, 413, 422))
 def verify_postcode(check: PostcodeCheck, _: ServiceCaller, request: Request) -> dict[str, bool]:
     """Does this postcode belong to this resident? Yes or no, and nothing else: outreach
     uses it to check an opt-out made with a letter reference and a postcode."""
