@@ -19,7 +19,7 @@ from proactive.debezium import (
 )
 from shared.inbound import RECORD_KEYS
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "debezium-samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "debezium-samples"
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from shared.topics import INGEST_REJECTED, OUTREACH_TASKS, RESIDENT_EVENTS
 
 pytestmark = pytest.mark.integration
 SERVICE = {"Authorization": f"Bearer {DEV_SERVICE_TOKEN}"}
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "contracts" / "debezium-samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "debezium-samples"
 
 
 def resident_change(person_ref: str, source_event_id: str, postcode: str = "RM10 8AA") -> dict:
