@@ -314,11 +314,11 @@ async def test_the_once_only_delivery_record_works_on_postgresql(
         assert len(fake_notify.fake.letters()) == 1
         delivery = store.delivery_for_task(task.task_id)
         assert (delivery.state, delivery.notify_status) == ("final", "received")
-        assert [e.status for e in store.events_for_task(task.task_id)] == [
-            "sent",
-            "accepted",
-            "received",
-        ]
+        statuses = [e.status for e in store.events_for_task(task.task_id)]
+        # The fake moves a letter on with time, so a slow poll may not see `accepted`.
+        assert statuses[0] == "sent"
+        assert statuses[-1] == "received"
+        assert statuses in (["sent", "accepted", "received"], ["sent", "received"])
         assert store.unpublished_events() == []
     finally:
         store.engine.dispose()
