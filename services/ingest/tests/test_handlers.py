@@ -160,3 +160,40 @@ def test_every_problem_in_a_batch_is_named_by_position():
     assert "benefit_type" in problems[0]
     assert "contact_date" in problems[2]
     assert "unknown table `housing.boats`" in problems[3]
+
+
+def test_concurrent_batches_about_the_same_residents_are_all_taken_once(engine):
+    """Requests run in parallel: two may both find no link or vault entry yet and both
+    write one. That must be an upsert, not a server error."""
+    import threading
+
+    people = [f"P{n:07d}" for n in range(40)]
+
+    def batch(tag: str) -> list[SourceChange]:
+        return [
+            change(f"{tag}-{person}", "housing.tenancies",
+                   {"tenancy_ref": f"T-{person}", "person_ref": person, "tenure_type": "secure"})
+            for person in people
+        ] + [
+            change(f"{tag}-r-{person}", "people.residents",
+                   {"person_ref": person, "given_name": tag, "ward": "Abbey"})
+            for person in people
+        ]  # fmt: skip
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def send(tag: str) -> None:
+        try:
+            start.wait()
+            accept(engine, batch(tag))
+        except BaseException as error:  # the test reports any failure, whatever it is
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(published(engine)) == 4 * 2 * len(people)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import insert, tuple_, update
+from sqlalchemy import tuple_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -199,10 +199,14 @@ class _Batch:
         return self.vault[key]
 
     def write(self) -> None:
-        """Everything gathered, inserted set-wise (executemany), then committed."""
+        """Everything gathered, inserted set-wise (executemany), then committed.
+
+        Requests run concurrently, so another may have written the same link, vault entry
+        or event since this one looked: links and vault entries are upserts (the newer
+        change wins), and an event already in the outbox is left as it is (a duplicate)."""
         if self.new_links:
             self.session.execute(
-                insert(RecordLink),
+                _upsert(RecordLink, ["table_name", "record_key"], ["resident_key"], self.session),
                 [
                     {"table_name": t, "record_key": k, "resident_key": r}
                     for (t, k), r in self.new_links.items()
@@ -218,12 +222,28 @@ class _Batch:
             )
         if self.new_vault:
             now = datetime.now(UTC)
-            self.session.execute(
-                insert(VaultEntry), [{**row, "updated_at": now} for row in self.new_vault.values()]
-            )
+            rows = [{**row, "updated_at": now} for row in self.new_vault.values()]
+            updated = sorted({column for row in rows for column in row} - {"resident_key"})
+            self.session.execute(_upsert(VaultEntry, ["resident_key"], updated, self.session), rows)
         if self.outbox_rows:
-            self.session.execute(insert(OutboxEntry), self.outbox_rows)
+            self.session.execute(
+                _upsert(OutboxEntry, ["event_id"], [], self.session), self.outbox_rows
+            )
         self.session.commit()
+
+
+def _upsert(model: Any, keys: list[str], updated: list[str], session: Session) -> Any:
+    """INSERT … ON CONFLICT for SQLite and PostgreSQL alike: update `updated`, or (with
+    none) leave the existing row as it is."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement: Any = dialect.insert(model)
+    if not updated:
+        return statement.on_conflict_do_nothing(index_elements=keys)
+    return statement.on_conflict_do_update(
+        index_elements=keys, set_={column: statement.excluded[column] for column in updated}
+    )
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
