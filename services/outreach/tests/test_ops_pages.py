@@ -144,21 +144,26 @@ def test_a_refused_change_is_replayed_through_ingest_and_the_replay_is_audited(
 
 
 def test_when_ingest_does_not_answer_the_page_says_so_and_a_replay_is_not_lost_silently(
-    offline_app, ops, monkeypatch
+    offline_app, ops
 ):
     closed = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setattr(
-        offline_app.state,
-        "peers",
-        Peers({"ingest": closed, "scoring": closed, "notify": closed}, "t", timeout_s=0.5),
+    # Starlette's State keeps attributes in a dict that monkeypatch cannot restore: by hand.
+    original = offline_app.state.peers
+    offline_app.state.peers = Peers(
+        {"ingest": closed, "scoring": closed, "notify": closed}, "t", timeout_s=0.5
     )
-    page = ops.get("/ops")
-    assert page.status_code == 200
-    text = text_of(page.text)
-    assert "Ingest did not answer, so its refused changes cannot be shown." in text
-    response = ops.post("/ops/rejections/7/replay", data={"csrf_token": form_token(page.text)})
-    assert response.status_code == 200
-    assert "Ingest did not answer, so refused change 7 was not replayed." in text_of(response.text)
+    try:
+        page = ops.get("/ops")
+        assert page.status_code == 200
+        text = text_of(page.text)
+        assert "Ingest did not answer, so its refused changes cannot be shown." in text
+        response = ops.post("/ops/rejections/7/replay", data={"csrf_token": form_token(page.text)})
+        assert response.status_code == 200
+        assert "Ingest did not answer, so refused change 7 was not replayed." in text_of(
+            response.text
+        )
+    finally:
+        offline_app.state.peers = original
 
 
 def test_recent_traces_list_the_journey_with_its_services_spans_and_duration(ops, journey):
@@ -205,3 +210,14 @@ def test_with_a_trace_viewer_configured_trace_links_go_there(
         offline_app.state.settings, "trace_viewer_url", "https://jaeger.council.example"
     )
     assert f'href="https://jaeger.council.example/trace/{journey}"' in ops.get("/ops/traces").text
+
+
+def test_the_ops_view_lists_fairness_and_drift_alarms_or_says_there_are_none(ops, fake_vault):
+    text = text_of(ops.get("/ops").text)
+    assert "Alarms" in text
+    assert "Fairness (from outreach's decisions, by age band and ward): none." in text
+    # The stand-in services have no /drift: the page says scoring did not answer.
+    assert (
+        "Drift (scoring, population stability against the training data): scoring did not answer."
+        in text
+    )

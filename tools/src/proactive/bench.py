@@ -340,8 +340,10 @@ def run(quick: bool) -> dict[str, Any]:
                 process.send_signal(signal.SIGCONT)
             # Let outreach and notify catch up before latency is measured.
             wait_until(
-                lambda: _get_json(f"{stack.ports.url('outreach')}/stats").get("scores_seen", 0)
-                >= _get_json(f"{scoring_url}/stats").get("scores_emitted", 0),
+                lambda: (
+                    _get_json(f"{stack.ports.url('outreach')}/stats").get("scores_seen", 0)
+                    >= _get_json(f"{scoring_url}/stats").get("scores_emitted", 0)
+                ),
                 900,
                 "outreach to catch up",
             )

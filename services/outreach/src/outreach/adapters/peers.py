@@ -86,6 +86,11 @@ class Peers:
                 )
         return dict(zip(self.urls, reports, strict=True)), refused
 
+    async def drift(self) -> Answer:
+        """Scoring's latest drift report (measured daily by the worker)."""
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            return await self._get(client, f"{self.urls['scoring']}/drift")
+
     async def replay(self, rejection_id: int) -> ReplayResult:
         """Ask ingest to try a refused change again (traced: it starts the change's journey)."""
         url = f"{self.urls['ingest']}/v1/rejections/{rejection_id}/replay"

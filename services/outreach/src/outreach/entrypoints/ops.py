@@ -27,6 +27,7 @@ from outreach.domain.ops import (
     trace_link,
 )
 from outreach.entrypoints import http
+from outreach.entrypoints.fairness import current_alarms
 from outreach.entrypoints.security import Caller, CsrfChecked, page_user
 from outreach.entrypoints.templating import page_context
 from shared.metrics import prometheus_text
@@ -94,6 +95,17 @@ def _rejections(answer: Answer) -> list[dict[str, Any]] | None:
     return rows
 
 
+def _drift_alarms(answer: Answer) -> list[str] | None:
+    """One line per drift alarm from scoring's report; None when scoring did not answer."""
+    if answer.status != 200 or not isinstance(answer.body, dict):
+        return None
+    return [
+        f"{alarm.get('model')}: {alarm.get('measure')} has drifted from the training data "
+        f"(PSI {float(alarm.get('psi', 0)):.2f})"
+        for alarm in answer.body.get("alarms", [])
+    ]
+
+
 def _datetime(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value)) if value else None
@@ -114,6 +126,10 @@ async def ops_page(
     dead_letters, dead_letter_count = await asyncio.to_thread(
         recent_dead_letters, request.app.state.engine
     )
+    fairness, drift = await asyncio.gather(
+        asyncio.to_thread(current_alarms, request.app.state.engine, request.app.state.policy),
+        peers.drift(),
+    )
     notice = REPLAY_NOTICES.get(outcome or "")
     return _render(
         request,
@@ -124,6 +140,8 @@ async def ops_page(
         rejections=_rejections(refused),
         dead_letters=dead_letters,
         dead_letter_count=dead_letter_count,
+        fairness_alarms=fairness["texts"],
+        drift_alarms=_drift_alarms(drift),
         notice={"type": notice[0], "text": notice[1].format(id=replay)} if notice else None,
         counter_label=counter_label,
         milliseconds=milliseconds,
