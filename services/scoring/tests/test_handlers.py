@@ -63,6 +63,8 @@ async def test_a_high_risk_resident_gets_three_explained_scores_in_one_model_cal
         "scoring",
     )
     assert len(falls.feature_hash) == 64
+    # Carried for fairness monitoring only (the person() builder's values).
+    assert (falls.sex, falls.ethnicity) == ("female", "white")
 
 
 @pytest.mark.unit

@@ -88,6 +88,9 @@ class RiskScored(Envelope):
     triggered_by: uuid.UUID
     age_band: str | None = None
     ward: str | None = None
+    # For fairness monitoring only (never a model input, never shown to an officer).
+    sex: str | None = None
+    ethnicity: str | None = None
 
 
 class TaskChanged(Envelope):

@@ -451,7 +451,8 @@ def _risks(cards: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
             "risk": "The models treat some groups differently (bias).",
             "mitigation": "Sex, ethnicity and ward are never inputs; each card publishes "
             "selection, true positive rate and calibration by age band, sex, ethnicity and "
-            "ward; outreach's live fairness monitor alarms on disparities by age band and ward.",
+            "ward; outreach's live fairness monitor alarms on disparities by age band, ward, "
+            "sex and ethnic group.",
         },
         {
             "risk": "The population changes and the models no longer fit it (drift).",

@@ -28,7 +28,13 @@ from opentelemetry import trace
 
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.explain import band_for, should_emit, top_reasons
-from scoring.domain.features import can_be_scored, feature_hash, feature_vector, is_deceased
+from scoring.domain.features import (
+    can_be_scored,
+    feature_hash,
+    feature_vector,
+    is_deceased,
+    resident_row,
+)
 from scoring.domain.state import Change, Outcome, ResidentState
 from shared import metrics
 from shared.codec import UndecodableEvent, decode
@@ -73,6 +79,9 @@ class PendingScore:
     trace_context: otel_context.Context
     # When ingest accepted the triggering event: the start of the scoring latency.
     published_at: datetime
+    # Carried on the score for fairness monitoring only; the models never read them.
+    sex: str | None = None
+    ethnicity: str | None = None
     # The last scores emitted for this resident when the event was handled.
     previous: dict[str, tuple[float, str]] = field(default_factory=dict)
 
@@ -156,6 +165,7 @@ class ScoringService:
             trace_context=otel_context.get_current(),
             published_at=event.produced_at,
             previous=dict(state.scores),
+            **_monitoring_attributes(state),
         )
 
     async def flush(self) -> int:
@@ -191,6 +201,8 @@ class ScoringService:
                         triggered_by=item.triggered_by,
                         age_band=item.age_band,
                         ward=item.ward,
+                        sex=item.sex,
+                        ethnicity=item.ethnicity,
                     )
                     with tracer.start_as_current_span(
                         f"score {name}",
@@ -246,6 +258,7 @@ class ScoringService:
                     trace_context=otel_context.get_current(),
                     published_at=utc_now(),
                     previous=dict(state.scores),
+                    **_monitoring_attributes(state),
                 )
                 queued += 1
                 if len(self.pending) >= RESCORE_BATCH:
@@ -266,6 +279,14 @@ class ScoringService:
         except Exception:  # a table mid-rebalance may refuse; the other counters still help
             counts["residents"] = -1
         return counts
+
+
+def _monitoring_attributes(state: ResidentState) -> dict[str, str | None]:
+    row = resident_row(state) or {}
+    return {
+        field: value if isinstance(value := row.get(field), str) else None
+        for field in ("sex", "ethnicity")
+    }
 
 
 def _model_name(name: str) -> ModelName:

@@ -38,6 +38,9 @@ class ScoredResident(SQLModel, table=True):
     resident_key: str = Field(primary_key=True)
     age_band: str | None = Field(default=None, index=True)
     ward: str | None = Field(default=None, index=True)
+    # For fairness monitoring only: never shown on a task, never used to decide anything.
+    sex: str | None = None
+    ethnicity: str | None = None
     first_scored_at: datetime = Field(default_factory=_now)
     last_scored_at: datetime = Field(default_factory=_now, index=True)
 
@@ -69,6 +72,8 @@ def note_scored(session: Session, score: RiskScored) -> None:
         seen = ScoredResident(resident_key=score.resident_key, first_scored_at=score.occurred_at)
     seen.age_band = score.age_band or seen.age_band
     seen.ward = score.ward or seen.ward
+    seen.sex = score.sex or seen.sex
+    seen.ethnicity = score.ethnicity or seen.ethnicity
     seen.last_scored_at = score.occurred_at
     session.add(seen)
 
@@ -120,26 +125,33 @@ def task_scores(
 
 
 def fairness_cells(engine: Engine) -> tuple[list[ResidentCell], list[TaskCell]]:
-    """Scored residents and tasks, counted by age band and ward (and, for tasks, by how far
-    they got): everything the fairness figures need, and nothing about any one person."""
+    """Scored residents and tasks, counted by age band, ward, sex and ethnicity (and, for
+    tasks, by how far they got): everything the fairness figures need, and nothing about
+    any one person. A task's sex and ethnicity come from its resident's latest score."""
     # Grouped on columns and IS NOT NULL tests only (no bound values), which PostgreSQL
     # accepts in GROUP BY as written in the SELECT.
     approved = col(Task.approved_by).is_not(None)
     contacted = col(Task.contacted_at).is_not(None)
-    task_columns = (col(Task.age_band), col(Task.ward), col(Task.status), approved, contacted)
+    sex, ethnicity = col(ScoredResident.sex), col(ScoredResident.ethnicity)
+    task_columns = (
+        col(Task.age_band), col(Task.ward), sex, ethnicity, col(Task.status), approved, contacted
+    )  # fmt: skip
     with Session(engine) as session:
-        residents = session.exec(
-            select(ScoredResident.age_band, ScoredResident.ward, func.count()).group_by(
-                col(ScoredResident.age_band), col(ScoredResident.ward)
-            )
+        resident_columns = (col(ScoredResident.age_band), col(ScoredResident.ward), sex, ethnicity)
+        residents = session.execute(
+            select_columns(*resident_columns, func.count()).group_by(*resident_columns)
         ).all()
         tasks = session.execute(
-            select_columns(*task_columns, col(Task.outcome), func.count()).group_by(
-                *task_columns, col(Task.outcome)
-            )
+            select_columns(*task_columns, col(Task.outcome), func.count())
+            .select_from(Task)
+            .outerjoin(ScoredResident, col(ScoredResident.resident_key) == col(Task.resident_key))
+            .group_by(*task_columns, col(Task.outcome))
         ).all()
     return (
-        [ResidentCell(a or UNKNOWN, w or UNKNOWN, int(n)) for a, w, n in residents],
+        [
+            ResidentCell(a or UNKNOWN, w or UNKNOWN, int(n), s or UNKNOWN, e or UNKNOWN)
+            for a, w, s, e, n in residents
+        ],
         [
             TaskCell(
                 age_band=age or UNKNOWN,
@@ -149,8 +161,10 @@ def fairness_cells(engine: Engine) -> tuple[list[ResidentCell], list[TaskCell]]:
                 contacted=bool(was_contacted),
                 support_offered=outcome == "support_offered",
                 count=int(count),
+                sex=sex_of or UNKNOWN,
+                ethnicity=ethnicity_of or UNKNOWN,
             )
-            for age, ward, status, was_approved, was_contacted, outcome, count in tasks
+            for age, ward, sex_of, ethnicity_of, status, was_approved, was_contacted, outcome, count in tasks
         ],
     )
 

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Measure = Literal["selection", "approval", "contact", "support_offered"]
 MEASURES: tuple[Measure, ...] = ("selection", "approval", "contact", "support_offered")
-DIMENSIONS = ("age_band", "ward")
+DIMENSIONS = ("age_band", "ward", "sex", "ethnicity")
+Dimension = Literal["age_band", "ward", "sex", "ethnicity"]
 # What each rate divides by, and what it counts.
 RATE_PARTS: dict[Measure, tuple[str, str]] = {
     "selection": ("tasks", "scored"),
@@ -42,27 +43,17 @@ MEASURE_LABELS: dict[Measure, str] = {
     "contact": "Contact made (per task approved)",
     "support_offered": "Support offered (per contact made)",
 }
-NOT_MONITORED = {
-    "sex": (
-        "Outreach never receives a resident's sex: scores (risk.scores.v1) carry only the age "
-        "band and ward. Monitoring by sex needs scoring to add it to each score, for "
-        "monitoring only, as an additive field of RiskScored, and outreach to keep it on the "
-        "scored-resident table."
-    ),
-    "ethnicity": (
-        "Outreach never receives a resident's ethnicity, which is special category data. "
-        "Monitoring it needs a DPIA decision, then scoring to add it to each score for "
-        "monitoring only (an additive field of RiskScored) and outreach to keep it on the "
-        "scored-resident table, never on a task an officer sees."
-    ),
-}
+# Every protected characteristic the platform holds is monitored; none is left out.
+NOT_MONITORED: dict[str, str] = {}
 
 
 # The models rank by need, which rises with age: selection differs by age band by design,
 # so there only what officers and the service do next is alarmed.
-DEFAULT_ALARM_ON: dict[Literal["age_band", "ward"], list[Measure]] = {
+DEFAULT_ALARM_ON: dict[Dimension, list[Measure]] = {
     "age_band": ["approval", "contact", "support_offered"],
     "ward": list(MEASURES),
+    "sex": list(MEASURES),
+    "ethnicity": list(MEASURES),
 }
 
 
@@ -74,18 +65,18 @@ class FairnessThresholds(BaseModel):
     lowest_ratio: float = Field(0.8, gt=0, le=1, description="the four-fifths rule")
     highest_ratio: float = Field(1.25, ge=1)
     smallest_group: int = Field(20, ge=1)
-    alarm_on: dict[Literal["age_band", "ward"], list[Measure]] = Field(
-        default_factory=lambda: dict(DEFAULT_ALARM_ON)
-    )
+    alarm_on: dict[Dimension, list[Measure]] = Field(default_factory=lambda: dict(DEFAULT_ALARM_ON))
 
 
 @dataclass(frozen=True)
 class ResidentCell:
-    """Scored residents in one age band and ward."""
+    """Scored residents in one age band, ward, sex and ethnic group."""
 
     age_band: str
     ward: str
     count: int
+    sex: str = "unknown"
+    ethnicity: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -99,6 +90,8 @@ class TaskCell:
     contacted: bool
     support_offered: bool
     count: int
+    sex: str = "unknown"
+    ethnicity: str = "unknown"
 
 
 @dataclass
@@ -138,7 +131,8 @@ def fairness_report(
     tasks: Iterable[TaskCell],
     thresholds: FairnessThresholds | None = None,
 ) -> dict[str, Any]:
-    """The rates, disparity ratios and alarms, borough-wide and per age band and ward."""
+    """The rates, disparity ratios and alarms, borough-wide and per age band, ward, sex and
+    ethnic group."""
     thresholds = thresholds or FairnessThresholds()
     overall = Counts()
     groups: dict[str, dict[str, Counts]] = {d: {} for d in DIMENSIONS}
@@ -205,7 +199,12 @@ def _ratio(rate: float | None, borough: float | None) -> float | None:
 
 
 def _alarm_text(dimension: str, group: str, measure: Measure, ratio: float) -> str:
-    place = f"ward {group}" if dimension == "ward" else f"age band {group}"
+    place = {
+        "ward": f"ward {group}",
+        "age_band": f"age band {group}",
+        "sex": f"sex {group}",
+        "ethnicity": f"ethnic group {group}",
+    }.get(dimension, f"{dimension} {group}")
     label = MEASURE_LABELS[measure].split(" (")[0].lower()
     return f"{place}: '{label}' is {ratio:.2f} times the borough-wide rate"
 

@@ -17,7 +17,12 @@ from outreach.entrypoints.security import Caller, api_caller, page_user
 from outreach.entrypoints.templating import page_context
 
 router = APIRouter()
-DIMENSION_LABELS = {"age_band": "Age band", "ward": "Ward"}
+DIMENSION_LABELS = {
+    "age_band": "Age band",
+    "ward": "Ward",
+    "sex": "Sex",
+    "ethnicity": "Ethnic group",
+}
 
 
 def current_report(engine: Engine, policy: Policy) -> dict[str, Any]:
