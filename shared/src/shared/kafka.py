@@ -38,8 +38,9 @@ CONSUMER_GROUP_TIMEOUTS = {
 }
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> None:
-    """Create each topic with its partition count unless it exists already."""
+async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) -> list[str]:
+    """Create each topic with its partition count unless it exists already; returns the
+    names of the topics it had to create."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -58,6 +59,7 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS) ->
             # Another process may have created one between our list and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
+        return [topic.name for topic in wanted]
     finally:
         await admin.close()
 

@@ -119,7 +119,10 @@ class OutboxRelay:
             )
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await ensure_topics(self.bootstrap)
+        # Topics that had to be made now mean a broker that lost them (or a first start,
+        # when there is nothing recent to send again).
+        if await ensure_topics(self.bootstrap):
+            await self._republish_recent("the broker had no topics when the relay started")
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         producer = make_producer(self.bootstrap)
         await admin.start()
@@ -149,14 +152,13 @@ class OutboxRelay:
         if not missing:
             return
         await ensure_topics(self.bootstrap)
+        await self._republish_recent(f"the broker has lost topics {', '.join(missing)}")
+
+    async def _republish_recent(self, why: str) -> None:
         requeued = await asyncio.to_thread(self._requeue_recent)
         self.republished += requeued
-        log.warning(
-            "the broker has lost topics %s (restarted?); recreated them and queued %d recent "
-            "events to publish again",
-            ", ".join(missing),
-            requeued,
-        )
+        if requeued:
+            log.warning("%s (restarted?); queued %d recent events to publish again", why, requeued)
 
     def _requeue_recent(self) -> int:
         since = datetime.now(UTC) - timedelta(seconds=self.replay_window_s)
