@@ -9,6 +9,7 @@ model would otherwise read the wrong columns without any error.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from scoring.domain.explain import ReasonText
 from scoring.domain.features import FEATURE_NAMES
 
 MODEL_NAMES: tuple[str, ...] = ("falls", "homelessness", "frailty")
+log = logging.getLogger(__name__)
 
 
 class ModelDoesNotFit(RuntimeError):
@@ -63,7 +65,7 @@ def load_model(directory: Path, name: str) -> LoadedModel:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    return LoadedModel(
+    model = LoadedModel(
         name=name,
         version=str(card["version"]),
         feature_names=names,
@@ -78,17 +80,76 @@ def load_model(directory: Path, name: str) -> LoadedModel:
         card=card,
         session=session,
     )
+    check_contract(model, float(card["bias"]))
+    return model
+
+
+def check_contract(model: LoadedModel, bias: float, tolerance: float = 1e-3) -> None:
+    """Refuse a model whose outputs break the ONNX contract: `probability` [N] in [0, 1],
+    `contributions` [N, F], and bias + Σ contributions = logit(probability)."""
+    probe = np.random.default_rng(0).normal(size=(16, len(model.feature_names)))
+    probe = np.vstack([np.zeros((1, probe.shape[1])), probe]).astype(np.float32)
+    try:
+        probability, contributions = model.run(probe)
+    except Exception as error:
+        raise ModelDoesNotFit(f"{model.name} {model.version}: it does not run: {error}") from None
+    if probability.shape != (len(probe),) or contributions.shape != probe.shape:
+        raise ModelDoesNotFit(f"{model.name} {model.version}: outputs of the wrong shape")
+    p = np.clip(probability.astype(np.float64), 1e-12, 1 - 1e-12)
+    gap = np.abs(bias + contributions.astype(np.float64).sum(axis=1) - np.log(p / (1 - p)))
+    if not np.all(np.isfinite(gap)) or float(gap.max()) > tolerance:
+        raise ModelDoesNotFit(
+            f"{model.name} {model.version}: bias + contributions differ from logit(probability) "
+            f"by up to {float(np.nanmax(gap)):.4f}; the explanations would not be faithful"
+        )
 
 
 class ModelRegistry:
     """Every model the worker serves, by name."""
 
-    def __init__(self, models: Iterable[LoadedModel]) -> None:
+    def __init__(self, models: Iterable[LoadedModel], directory: Path | None = None) -> None:
         self.models = {model.name: model for model in models}
+        self.directory = directory
+        self._stamps = {name: self._stamp(name) for name in self.models} if directory else {}
 
     @classmethod
     def load(cls, directory: Path, names: Iterable[str] = MODEL_NAMES) -> ModelRegistry:
-        return cls(load_model(directory, name) for name in names)
+        return cls((load_model(directory, name) for name in names), directory)
+
+    def _stamp(self, name: str) -> tuple[float, float]:
+        assert self.directory is not None
+        files = (self.directory / f"{name}.onnx", self.directory / f"{name}.card.json")
+        return tuple(path.stat().st_mtime if path.exists() else 0.0 for path in files)  # type: ignore[return-value]
+
+    def reload(self) -> list[str]:
+        """Pick up models whose files changed, without a restart. A model that is missing
+        its card, or breaks the contract, is refused with a log line and the version
+        already loaded keeps serving. Returns what changed, in words."""
+        if self.directory is None:
+            return []
+        changes = []
+        for name in list(self.models):
+            stamp = self._stamp(name)
+            if stamp == self._stamps.get(name):
+                continue
+            self._stamps[name] = stamp
+            current = self.models[name]
+            try:
+                candidate = load_model(self.directory, name)
+            except (ModelDoesNotFit, OSError, ValueError, KeyError) as error:
+                log.error(
+                    "refused a new %s model: %s; version %s keeps serving",
+                    name,
+                    error,
+                    current.version,
+                )
+                changes.append(f"{name}: refused ({error})")
+                continue
+            if candidate.version != current.version:
+                self.models[name] = candidate
+                log.warning("now serving %s %s (was %s)", name, candidate.version, current.version)
+                changes.append(f"{name}: {current.version} -> {candidate.version}")
+        return changes
 
     def score(self, features: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """One ONNX Runtime call per model for the whole batch."""

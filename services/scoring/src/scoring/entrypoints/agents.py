@@ -28,6 +28,11 @@ def register_agents(
         async for value in stream:
             service.opt_out(value)
 
+    @app.timer(interval=30.0, name="reload-models")
+    async def reload_models() -> None:
+        # A new model file in the folder is picked up here, or refused with its reason.
+        service.models.reload()
+
     @app.timer(interval=flush_every_s, name="flush-scores")
     async def flush_scores() -> None:
         await service.flush()
