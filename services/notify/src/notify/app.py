@@ -35,7 +35,7 @@ from notify.migrations import prepare_database
 from notify.settings import NotifySettings
 from notify.templates import load_council_details, load_letter_template
 from shared.database import make_engine
-from shared.kafka import ensure_topics_if_reachable, make_producer
+from shared.kafka import ensure_topics_if_reachable
 from shared.service import Readiness, Supervisor, add_metrics_route
 from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 
@@ -74,8 +74,7 @@ def create_app(
         setup_logging(settings.log_level)
         await asyncio.to_thread(prepare_database, store.engine, dev=settings.is_dev)
         await ensure_topics_if_reachable(settings.kafka_bootstrap)
-        producer = make_producer(settings.kafka_bootstrap)
-        await producer.start()
+        publisher = KafkaDeliveryPublisher(settings.kafka_bootstrap)
         owned_vault = (
             None
             if contacts
@@ -91,7 +90,7 @@ def create_app(
             store=store,
             contacts=contacts or owned_vault,  # type: ignore[arg-type]
             channel=channel,
-            publisher=KafkaDeliveryPublisher(producer),
+            publisher=publisher,
             council=council,
             template=template,
             officers=officers or owned_officers,
@@ -134,7 +133,7 @@ def create_app(
             yield
         finally:
             await supervisor.stop()
-            await producer.stop()
+            await publisher.stop()
             for client in (owned_vault, owned_officers):
                 if client is not None:
                     await client.aclose()

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from notify.adapters.channels import PdfLetterChannel
 from notify.adapters.database import LETTER_RENDERED, LetterStore, LetterSummary
 from shared.references import is_reference
+from shared.service import error_responses
 
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False)
@@ -65,16 +66,24 @@ def stats(store: StoreDep) -> dict[str, int]:
     return store.stats()
 
 
-@router.get("/v1/letters", dependencies=[ServiceToken])
+@router.get("/v1/letters", dependencies=[ServiceToken], responses=error_responses(401, 422))
 def list_letters(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[LetterSummary]:
     return store.list_letters(limit=limit, offset=offset)
 
 
-@router.get("/v1/letters/{reference}.pdf", dependencies=[ServiceToken])
+@router.get(
+    "/v1/letters/{reference}.pdf",
+    dependencies=[ServiceToken],
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The letter as a PDF", "content": {"application/pdf": {}}},
+        **error_responses(401, 404, 422),
+    },
+)
 def letter_pdf(reference: str, request: Request, store: StoreDep) -> FileResponse:
     if not is_reference(reference):
         raise HTTPException(

@@ -70,7 +70,7 @@ def tasks(
     model: str | None = None,
     due_before: date | None = None,
     assigned_to: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Any]:
     """The task queue, filtered; paginated by `offset` and `limit`. The total is in the
