@@ -67,18 +67,6 @@ class Supervisor:
         self._tasks.clear()
 
 
-def add_metrics_route(app: Any) -> None:
-    """`GET /metrics` in Prometheus' text format on a FastAPI app."""
-    from fastapi.responses import Response
-
-    from shared.metrics import prometheus_text
-
-    @app.get("/metrics", include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        body, content_type = prometheus_text()
-        return Response(body, media_type=content_type)
-
-
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers a route gives, so that clients (and the
     schemathesis tests) know every status code it may return."""

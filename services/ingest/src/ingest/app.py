@@ -18,9 +18,10 @@ from ingest.entrypoints.limits import KeyRateLimit, MaxBodySize
 from ingest.migrations import prepare_database
 from ingest.settings import IngestSettings
 from shared.database import database_url, make_engine
+from shared.http import add_metrics_route, probe_routes
 from shared.kafka import ensure_topics_if_reachable
 from shared.outbox import OutboxRelay
-from shared.service import Readiness, Supervisor, add_metrics_route
+from shared.service import Readiness, Supervisor
 from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 from shared.topics import Topic
 
@@ -119,5 +120,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         )
 
     add_metrics_route(app)
+    probe_routes(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,stats,metrics")
     return app

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from ingest.adapters.store import Approval, ParkedChange, RecordLink, Rejection, VaultEntry
-from ingest.domain.debezium import InvalidCdc, change_from_envelope, envelopes_in, unwrap
+from ingest.domain.debezium import InvalidCdc, change_from_envelope, unwrap
 from ingest.domain.mapping import InvalidRow, SourceMapping, years_between
 from shared import metrics
 from shared.events import EventRejected, ResidentEventRecorded, TaskChanged
@@ -98,10 +98,6 @@ def changes_from_cdc(
         except (InvalidCdc, InvalidRow) as error:
             rejected.append(Rejected(channel, str(error), None, record))
     return changes, rejected, tombstones
-
-
-def cdc_body(body: Any) -> list[Any]:
-    return envelopes_in(body)
 
 
 def _checked_row(change: SourceChange, mapping: SourceMapping) -> tuple[str, dict[str, Any] | None]:

@@ -35,8 +35,9 @@ from notify.migrations import prepare_database
 from notify.settings import NotifySettings
 from notify.templates import load_council_details, load_letter_template
 from shared.database import make_engine
+from shared.http import add_metrics_route
 from shared.kafka import ensure_topics_if_reachable
-from shared.service import Readiness, Supervisor, add_metrics_route
+from shared.service import Readiness, Supervisor
 from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)

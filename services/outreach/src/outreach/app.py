@@ -28,9 +28,10 @@ from outreach.entrypoints.templating import GOVUK_ASSETS, STATIC, make_templates
 from outreach.migrations import prepare_database
 from outreach.settings import OutreachSettings
 from shared.database import database_url, make_engine
+from shared.http import add_metrics_route, probe_routes
 from shared.kafka import ensure_topics_if_reachable
 from shared.outbox import OutboxRelay
-from shared.service import Readiness, Supervisor, add_metrics_route
+from shared.service import Readiness, Supervisor
 from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
         )
 
     add_metrics_route(app)
+    probe_routes(app)
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,stats,metrics,static,assets"
     )

@@ -26,11 +26,12 @@ from ingest.adapters.store import (
     hash_key,
     key_holder,
 )
+from ingest.domain.debezium import envelopes_in
 from ingest.domain.vault import decide_vault_access, display_name
 from ingest.handlers import (
+    Outcome,
     Rejected,
     accept_changes,
-    cdc_body,
     changes_from_cdc,
     check_changes,
     record_rejections,
@@ -98,6 +99,21 @@ NATIVE_EXAMPLE = {
 }
 
 
+async def _accept(request: Request, changes: list[SourceChange], source: str) -> Outcome:
+    """Accept checked changes in the request's trace, then wake the outbox relay."""
+    outcome = await asyncio.to_thread(
+        accept_changes,
+        request.app.state.engine,
+        changes,
+        source=source,
+        pseudonym_key=request.app.state.settings.pseudonym_key,
+        traceparent=current_traceparent(),
+        mapping=request.app.state.mapping,
+    )
+    request.app.state.relay.wake.set()
+    return outcome
+
+
 @router.post(
     "/v1/events",
     status_code=status.HTTP_202_ACCEPTED,
@@ -137,16 +153,7 @@ async def post_events(
                 "problems": list(problems.values()),
             },
         )
-    outcome = await asyncio.to_thread(
-        accept_changes,
-        engine,
-        changes,
-        source=source,
-        pseudonym_key=request.app.state.settings.pseudonym_key,
-        traceparent=current_traceparent(),
-        mapping=mapping,
-    )
-    request.app.state.relay.wake.set()
+    outcome = await _accept(request, changes, source)
     return {
         "accepted": outcome.accepted,
         "duplicates": outcome.duplicates,
@@ -202,19 +209,10 @@ async def post_cdc(source: SourceName, request: Request) -> dict[str, int]:
             f"{type(body).__name__}.",
         )
     mapping = request.app.state.mapping
-    changes, rejected, tombstones = changes_from_cdc(cdc_body(body), mapping, "cdc-http")
+    changes, rejected, tombstones = changes_from_cdc(envelopes_in(body), mapping, "cdc-http")
     engine = request.app.state.engine
     await asyncio.to_thread(record_rejections, engine, source, rejected)
-    outcome = await asyncio.to_thread(
-        accept_changes,
-        engine,
-        changes,
-        source=source,
-        pseudonym_key=request.app.state.settings.pseudonym_key,
-        traceparent=current_traceparent(),
-        mapping=mapping,
-    )
-    request.app.state.relay.wake.set()
+    outcome = await _accept(request, changes, source)
     return {**outcome.as_dict(), "rejected": len(rejected), "ignored": tombstones}
 
 
@@ -342,36 +340,14 @@ async def replay_rejection(rejection_id: int, _: ServiceCaller, request: Request
         problems = [r.reason for r in still_rejected]
     if problems:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"problems": problems})
-    outcome = await asyncio.to_thread(
-        accept_changes,
-        engine,
-        changes,
-        source=source,
-        pseudonym_key=request.app.state.settings.pseudonym_key,
-        traceparent=current_traceparent(),
-        mapping=mapping,
-    )
+    outcome = await _accept(request, changes, source)
     with Session(engine) as session:
         rejection = session.get(Rejection, rejection_id)
         if rejection is not None:
             rejection.replayed_at = datetime.now(UTC)
             session.add(rejection)
             session.commit()
-    request.app.state.relay.wake.set()
     return {"replayed": rejection_id, **outcome.as_dict()}
-
-
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get("/readyz", responses=error_responses(503))
-def readyz(request: Request) -> dict[str, Any]:
-    readiness = request.app.state.readiness
-    if not readiness.ready:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, {"parts": readiness.parts})
-    return {"status": "ready", "parts": readiness.parts}
 
 
 @router.get("/stats")

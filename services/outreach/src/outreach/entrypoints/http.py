@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -12,19 +12,6 @@ from outreach.adapters.store import AuditEntry, DeadLetter, Task
 from shared.outbox import OutboxEntry
 
 router = APIRouter(tags=["operations"])
-
-
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get("/readyz")
-def readyz(request: Request) -> dict[str, Any]:
-    readiness = request.app.state.readiness
-    if not readiness.ready:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, {"parts": readiness.parts})
-    return {"status": "ready", "parts": readiness.parts}
 
 
 @router.get("/stats")
