@@ -130,6 +130,24 @@ class ResidentOptedOut(Envelope):
     scope: Literal["contact", "all"] = "contact"
 
 
+ResidentFlag = Literal["deceased", "open_case"]
+
+
+class ResidentFlagsChanged(Envelope):
+    """What the source systems now say about a resident that stops outreach, published by
+    scoring (which holds each resident's state) whenever it changes: `deceased` when the
+    resident index has a date of death or a hospital discharge ended in death; `open_case`
+    while social care is already working with them (an active care package, or a contact
+    that led to an assessment in the last 90 days). `flags` holds every flag now set; an
+    empty list clears them. The `basis` names the source tables, never their values."""
+
+    event_type: Literal["ResidentFlagsChanged"] = "ResidentFlagsChanged"
+    flags: list[ResidentFlag] = Field(default_factory=list)
+    basis: list[str] = Field(
+        default_factory=list, description="Source tables the flags were derived from"
+    )
+
+
 class EventRejected(BaseModel):
     """Why ingest refused an inbound change. Holds no personal data, only the reason."""
 
@@ -145,7 +163,12 @@ class EventRejected(BaseModel):
 
 
 AnyEvent = Annotated[
-    ResidentEventRecorded | RiskScored | TaskChanged | LetterSent | ResidentOptedOut,
+    ResidentEventRecorded
+    | RiskScored
+    | TaskChanged
+    | LetterSent
+    | ResidentOptedOut
+    | ResidentFlagsChanged,
     Field(discriminator="event_type"),
 ]
 any_event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
@@ -156,6 +179,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "outreach.tasks.v1": TaskChanged,
     "notify.deliveries.v1": LetterSent,
     "resident.optouts.v1": ResidentOptedOut,
+    "resident.flags.v1": ResidentFlagsChanged,
     "ingest.rejected.v1": EventRejected,
 }
 

@@ -22,6 +22,17 @@ RISK_SCORES = Topic("risk.scores.v1", 4, description="Explained model scores per
 OUTREACH_TASKS = Topic("outreach.tasks.v1", 4, description="Outreach task lifecycle")
 NOTIFY_DELIVERIES = Topic("notify.deliveries.v1", 4, description="Letters and notifications")
 RESIDENT_OPTOUTS = Topic("resident.optouts.v1", 4, compacted=True, description="Opt-outs")
+RESIDENT_FLAGS = Topic(
+    "resident.flags.v1",
+    4,
+    compacted=True,
+    description="Source-system flags that stop outreach (deceased, open case)",
+)
+RESIDENT_EVENTS_DEAD_LETTERS = Topic(
+    "resident.events.deadletter.v1",
+    1,
+    description="Records scoring could not read, with the reason in a header",
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     RESIDENT_EVENTS,
@@ -30,4 +41,6 @@ ALL_TOPICS: tuple[Topic, ...] = (
     OUTREACH_TASKS,
     NOTIFY_DELIVERIES,
     RESIDENT_OPTOUTS,
+    RESIDENT_FLAGS,
+    RESIDENT_EVENTS_DEAD_LETTERS,
 )
