@@ -8,7 +8,7 @@ export UV_PYTHON := python3
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 VENV_STAMP := .venv/.synced-$(shell cat uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup assets browser lint typecheck unit integration e2e demo train bench clean
+.PHONY: run test test-faults audit setup assets browser lint typecheck unit integration e2e demo train bench clean
 
 setup: $(VENV_STAMP) assets
 
@@ -38,6 +38,17 @@ run: setup  ## start the broker and the four services, with a simulator
 
 test: setup browser lint typecheck  ## everything CI runs
 	.venv/bin/pytest -q -p no:cacheprovider --timeout=600
+
+# Known vulnerabilities in the locked dependencies (pip-audit from PyPI, asking PyPI's
+# vulnerability data); fails on any that has a fixed version, and when packages went unchecked.
+AUDIT_REPORT := .proactive/pip-audit.json
+audit:
+	@mkdir -p .proactive
+	$(UV) export --format requirements-txt --no-hashes --all-packages --all-groups \
+		--no-emit-workspace --frozen --quiet -o .proactive/requirements-audit.txt
+	-$(UV) tool run pip-audit==2.10.1 -r .proactive/requirements-audit.txt --no-deps \
+		--disable-pip --progress-spinner off --format json -o $(AUDIT_REPORT)
+	python3 .ci/fixable_vulnerabilities.py $(AUDIT_REPORT)
 
 lint: setup
 	.venv/bin/ruff check .
