@@ -31,6 +31,7 @@ API = [
     ("GET", "/v1/teams", None, "team:summary"),
     ("GET", f"/v1/residents/{KEY}/export", None, "residents:export"),
     ("POST", f"/v1/residents/{KEY}/flags", {"flag": "open_case", "source": "t"}, "residents:flag"),
+    ("DELETE", f"/v1/residents/{KEY}/flags/open_case", None, "residents:flag"),
     ("POST", "/v1/retention/run", None, "retention:run"),
     ("GET", "/v1/fairness", None, "fairness:view"),
     ("GET", "/v1/fairness/alarms", None, "fairness:alarms"),

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -15,15 +16,22 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.engine import Engine
+from starlette.middleware.sessions import SessionMiddleware
 
 from outreach import handlers
 from outreach.adapters.peers import Peers
 from outreach.adapters.traces import TraceStore
 from outreach.adapters.vault import PostcodeChecker
 from outreach.domain.policy import Policy, load_policy
-from outreach.entrypoints import api, fairness, http, ops, public, transparency, web
-from outreach.entrypoints.consumers import deliveries_consumer, optouts_consumer, scores_consumer
-from outreach.entrypoints.security import LoginRequired, SecurityHeaders, Signer
+from outreach.entrypoints import api, fairness, http, oidc, ops, public, transparency, web
+from outreach.entrypoints.consumers import (
+    deliveries_consumer,
+    flags_consumer,
+    optouts_consumer,
+    scores_consumer,
+)
+from outreach.entrypoints.login_limits import LoginLimits
+from outreach.entrypoints.security import LoginRequired, SecurityHeaders, Signer, end_session
 from outreach.entrypoints.templating import GOVUK_ASSETS, STATIC, make_templates, page_context
 from outreach.migrations import prepare_database
 from outreach.settings import OutreachSettings
@@ -101,6 +109,9 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
             "optouts-consumer": optouts_consumer(
                 engine, settings.kafka_bootstrap, relay.wake, ready("optouts-consumer")
             ),
+            "flags-consumer": flags_consumer(
+                engine, settings.kafka_bootstrap, policy, relay.wake, ready("flags-consumer")
+            ),
             "housekeeping": housekeeping_loop,
         }
         for name, loop in loops.items():
@@ -124,15 +135,27 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
     app.state.relay = relay
     app.state.counters = counters
     app.state.signer = Signer(settings)
+    app.state.login_limits = LoginLimits(settings)
+    app.state.identity_provider = oidc.IdentityProvider(settings) if settings.oidc_sign_in else None
     app.state.templates = make_templates()
     app.state.postcodes = PostcodeChecker(settings.ingest_url, settings.service_token)
     app.state.peers = Peers(settings.service_urls, settings.service_token, settings.ops_timeout_s)
     app.state.traces = TraceStore(settings.data_dir / "traces")
 
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.outreach_session_secret,
+        session_cookie=oidc.FLOW_COOKIE,
+        max_age=oidc.FLOW_MAX_AGE_S,
+        path=oidc.FLOW_COOKIE_PATH,
+        same_site="lax",
+        https_only=settings.cookies_secure,
+    )
     app.include_router(http.router)
     app.include_router(api.router)
     app.include_router(web.router)
+    app.include_router(oidc.router)
     app.include_router(ops.router)
     app.include_router(public.router)
     app.include_router(fairness.router)
@@ -147,9 +170,13 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
         )
 
     @app.exception_handler(LoginRequired)
-    async def to_login(request: Request, _: LoginRequired) -> Response:
+    async def to_login(request: Request, refusal: LoginRequired) -> Response:
         target = request.url.path if request.method == "GET" else "/officer/tasks"
-        return RedirectResponse(f"/officer/login?next={target}", 303)
+        query = {"next": target, **({"expired": refusal.expired} if refusal.expired else {})}
+        response = RedirectResponse(f"/officer/login?{urlencode(query)}", 303)
+        if refusal.expired:
+            end_session(response)
+        return response
 
     @app.exception_handler(HTTPException)
     async def as_page(request: Request, error: HTTPException) -> Response:

@@ -25,6 +25,7 @@ from outreach.adapters.store import (
     AuditEntry,
     ProcessedEvent,
     ResidentFlag,
+    SourceFlags,
     Task,
     TaskNote,
 )
@@ -39,13 +40,23 @@ from outreach.domain.policy import (
     week_start,
 )
 from shared import metrics
-from shared.events import LetterSent, Reason, ResidentOptedOut, RiskScored, TaskChanged
+from shared.events import (
+    LetterSent,
+    Reason,
+    ResidentFlagsChanged,
+    ResidentOptedOut,
+    RiskScored,
+    TaskChanged,
+)
 from shared.outbox import current_traceparent, outbox_entry
 from shared.references import reference_for
 from shared.telemetry import context_from_headers
 from shared.topics import OUTREACH_TASKS, RESIDENT_OPTOUTS
 
 SIMULATED_OFFICER = "simulated-officer"
+# The actor recorded for what the council's source systems say (through resident.flags.v1):
+# not a person, so never mistaken for an officer's or an admin's decision.
+SOURCE_SYSTEMS = "source-systems"
 tracer = trace.get_tracer("outreach")
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +67,10 @@ class TaskNotFound(LookupError):
 
 
 class TaskNotApprovable(ValueError):
+    pass
+
+
+class FlagNotClearable(ValueError):
     pass
 
 
@@ -130,9 +145,14 @@ def _publish(session: Session, task: Task, event_type: str, actor: str) -> None:
 
 def _resident(session: Session, resident_key: str) -> tuple[list[Task], Resident]:
     tasks = list(session.exec(select(Task).where(Task.resident_key == resident_key)).all())
-    flags = session.exec(
-        select(ResidentFlag.flag).where(ResidentFlag.resident_key == resident_key)
-    ).all()
+    flags = set(
+        session.exec(
+            select(ResidentFlag.flag).where(ResidentFlag.resident_key == resident_key)
+        ).all()
+    )
+    from_sources = session.get(SourceFlags, resident_key)
+    if from_sources is not None:
+        flags.update(from_sources.flags)
     known = [
         ExistingTask(
             status=t.status,
@@ -534,15 +554,107 @@ def _set_flag(session: Session, resident_key: str, flag: str, source: str, actor
         return False
     session.add(ResidentFlag(resident_key=resident_key, flag=flag, source=source))
     _audit(session, resident_key, "flag_set", f"{flag} (from {source})", actor)
+    _close_open_tasks(
+        session,
+        resident_key,
+        f"resident flagged: {flag}",
+        f"closed because the resident is {flag}",
+        actor,
+    )
+    return True
+
+
+def _close_open_tasks(
+    session: Session, resident_key: str, closed_reason: str, audit_reason: str, actor: str
+) -> int:
+    """Close every open task of the resident; each closure is audited and published on
+    outreach.tasks.v1 (a closed task is never sent a letter). Returns how many closed."""
     now = now_utc()
-    for task in session.exec(
+    open_tasks = session.exec(
         select(Task).where(
             Task.resident_key == resident_key, col(Task.status).in_(sorted(OPEN_STATUSES))
         )
-    ).all():
-        task.closed_reason = f"resident flagged: {flag}"
-        _move(session, task, "closed", actor, f"closed because the resident is {flag}", now)
-    return True
+    ).all()
+    for task in open_tasks:
+        task.closed_reason = closed_reason
+        _move(session, task, "closed", actor, audit_reason, now)
+    return len(open_tasks)
+
+
+def clear_flag(engine: Engine, resident_key: str, flag: str, actor: str) -> bool:
+    """Remove a flag a person set (an admin's `deceased` or `open_case` set by hand); what
+    the source systems say is theirs to clear. Returns whether there was such a flag."""
+    if flag == "opted_out":
+        raise FlagNotClearable(
+            "Only the resident can change an opt-out; it cannot be cleared here."
+        )
+    with Session(engine) as session:
+        existing = session.exec(
+            select(ResidentFlag).where(
+                ResidentFlag.resident_key == resident_key, ResidentFlag.flag == flag
+            )
+        ).first()
+        if existing is None:
+            return False
+        session.delete(existing)
+        _audit(session, resident_key, "flag_cleared", f"{flag} (set by hand, now cleared)", actor)
+        session.commit()
+        return True
+
+
+def handle_source_flags(engine: Engine, event: ResidentFlagsChanged, policy: Policy) -> str:
+    """Apply what the source systems now say about a resident (resident.flags.v1): the event
+    holds every flag they support, so a flag missing from it is cleared. Flags set by a
+    person are kept apart and never touched. `deceased` closes every open task; every flag
+    the policy lists stops new tasks (`decide` reads these flags with the others).
+
+    Idempotent on `event_id`; in order per resident by `occurred_at`: an event older than
+    the one already applied is ignored (and audited), so a late arrival cannot undo a newer
+    change. Returns `duplicate`, `stale`, `unchanged` or `changed`."""
+    key = event.resident_key
+    occurred = _aware(event.occurred_at) or now_utc()
+    with Session(engine) as session:
+        if _already_processed(session, event.event_id, "flags"):
+            return "duplicate"
+        state = session.get(SourceFlags, key)
+        if state is not None and occurred < (_aware(state.as_of) or occurred):
+            _audit(
+                session, key, "flags_ignored",
+                f"the source systems' flags as of {occurred.isoformat()} are older than those "
+                f"already applied (as of {(_aware(state.as_of) or occurred).isoformat()})",
+                SOURCE_SYSTEMS,
+            )  # fmt: skip
+            session.commit()
+            return "stale"
+        before = set(state.flags) if state is not None else set()
+        after: set[str] = set(event.flags)
+        tables = ", ".join(event.basis) or "no table named"
+        for flag in sorted(after - before):
+            _audit(
+                session, key, "flag_set", f"{flag}, from the source systems ({tables})",
+                SOURCE_SYSTEMS, policy_version=policy.version,
+            )  # fmt: skip
+        for flag in sorted(before - after):
+            _audit(
+                session, key, "flag_cleared", f"{flag}: the source systems no longer say so",
+                SOURCE_SYSTEMS, policy_version=policy.version,
+            )  # fmt: skip
+        if state is None:
+            state = SourceFlags(resident_key=key, as_of=occurred, event_id=str(event.event_id))
+        state.flags = sorted(after)
+        state.basis = list(event.basis)
+        state.as_of = occurred
+        state.event_id = str(event.event_id)
+        state.updated_at = now_utc()
+        session.add(state)
+        if "deceased" in after:
+            why = policy.exclusions.flags.get("deceased", "the resident has died")
+            _close_open_tasks(
+                session, key, f"{why} (from the council's records)",
+                f"closed because {why}, as the source systems report", SOURCE_SYSTEMS,
+            )  # fmt: skip
+        session.commit()
+        return "changed" if after != before else "unchanged"
 
 
 def find_task_by_reference(engine: Engine, reference: str) -> Task | None:
@@ -596,6 +708,7 @@ def subject_access(engine: Engine, resident_key: str) -> dict[str, Any]:
         flags = session.exec(
             select(ResidentFlag).where(ResidentFlag.resident_key == resident_key)
         ).all()
+        from_sources = session.get(SourceFlags, resident_key)
         audit = session.exec(
             select(AuditEntry)
             .where(AuditEntry.resident_key == resident_key)
@@ -616,6 +729,9 @@ def subject_access(engine: Engine, resident_key: str) -> dict[str, Any]:
                 for t in tasks
             ],
             "flags": [f.model_dump(mode="json") for f in flags],
+            "source_system_flags": from_sources.model_dump(mode="json")
+            if from_sources is not None
+            else None,
             "audit": [a.model_dump(mode="json") for a in audit],
         }
 

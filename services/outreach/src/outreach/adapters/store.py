@@ -75,8 +75,9 @@ class TaskNote(SQLModel, table=True):
 
 
 class ResidentFlag(SQLModel, table=True):
-    """Something known about a resident that stops outreach: `opted_out`, `deceased`,
-    `open_case`, ... (the policy lists which flags exclude)."""
+    """Something known about a resident that stops outreach, set by a person: `opted_out`
+    (the resident), or `deceased`, `open_case`, ... by an admin (the policy lists which flags
+    exclude). What the source systems say is in `SourceFlags`."""
 
     __table_args__ = (UniqueConstraint("resident_key", "flag"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -84,6 +85,20 @@ class ResidentFlag(SQLModel, table=True):
     flag: str
     source: str
     set_at: datetime = Field(default_factory=_now)
+
+
+class SourceFlags(SQLModel, table=True):
+    """What the source systems last said about a resident (`resident.flags.v1`): the flags
+    they now support and when that was so (`as_of`, the event's `occurred_at`), so that an
+    older event arriving late cannot undo a newer one. Kept apart from `ResidentFlag` (set by
+    an admin or by the resident) so that neither side can clear what the other set."""
+
+    resident_key: str = Field(primary_key=True)
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    basis: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    as_of: datetime
+    event_id: str
+    updated_at: datetime = Field(default_factory=_now)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -18,7 +18,7 @@ from outreach.adapters.queries import TaskFilter, list_tasks, task_detail, team_
 from outreach.adapters.store import AuditEntry, TaskNote, TaskPublic
 from outreach.adapters.users import authenticate
 from outreach.domain.lifecycle import TransitionNotAllowed
-from outreach.entrypoints.security import Caller, api_caller
+from outreach.entrypoints.security import Caller, api_caller, client_address
 
 router = APIRouter(prefix="/v1", tags=["officer API"])
 T = TypeVar("T")
@@ -45,7 +45,11 @@ class Token(BaseModel):
     role: str
 
 
-@router.post("/token", response_model=Token)
+@router.post(
+    "/token",
+    response_model=Token,
+    responses={429: {"description": "Too many failed sign-ins: wait, then try again"}},
+)
 async def token(
     request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()]
 ) -> Token:
@@ -53,9 +57,20 @@ async def token(
     production signs in through the council's identity provider)."""
     if not request.app.state.settings.password_login:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Password sign-in is off here.")
+    # The same limits on guessing as the sign-in page.
+    limits = request.app.state.login_limits
+    wait = limits.password_refused(username, client_address(request))
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            wait.message,
+            headers={"Retry-After": str(wait.retry_after_s)},
+        )
     user = await asyncio.to_thread(authenticate, request.app.state.engine, username, password)
     if user is None:
+        limits.password_failed(username, client_address(request))
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Wrong name or password.")
+    limits.password_succeeded(username)
     caller = Caller(name=user.username, role=user.role, team=user.team)
     return Token(access_token=request.app.state.signer.api_token(caller), role=user.role)
 
@@ -260,10 +275,33 @@ async def flag(
     request: Request,
     caller: Caller = api_caller("residents:flag"),
 ) -> dict[str, bool]:
-    """Set a flag on a resident (e.g. `deceased`, `open_case`) until source systems send
-    these as events; an excluding flag closes the resident's open tasks."""
+    """Set a flag on a resident by hand (e.g. `deceased`, `open_case` that the source
+    systems do not know yet); an excluding flag closes the resident's open tasks. It is
+    kept apart from the flags the source systems send (resident.flags.v1): they never
+    clear it, and clearing it leaves theirs as they are."""
     new = await _run(request, handlers.set_flag, resident_key, body.flag, body.source, caller.name)
     return {"new": new}
+
+
+@router.delete(
+    "/residents/{resident_key}/flags/{flag}",
+    responses={409: {"description": "An opt-out, which only the resident can change"}},
+)
+async def clear_flag(
+    resident_key: Annotated[str, Path(pattern=RESIDENT_KEY)],
+    flag: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z_]+$")],
+    request: Request,
+    caller: Caller = api_caller("residents:flag"),
+) -> dict[str, bool]:
+    """Clear a flag set by hand; `cleared` says whether there was one. What the source
+    systems say is theirs to clear, and an opt-out is the resident's."""
+    try:
+        cleared = await asyncio.to_thread(
+            handlers.clear_flag, request.app.state.engine, resident_key, flag, caller.name
+        )
+    except handlers.FlagNotClearable as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    return {"cleared": cleared}
 
 
 @router.post("/retention/run")

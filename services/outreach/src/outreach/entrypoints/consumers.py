@@ -1,5 +1,6 @@
-"""Outreach reads scores (which may become tasks), deliveries (which move tasks on) and
-opt-outs from any channel (which close them)."""
+"""Outreach reads scores (which may become tasks), deliveries (which move tasks on),
+opt-outs from any channel (which close them) and what the source systems say about a
+resident (deceased, an open case: which stop outreach)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from sqlmodel import Session
 
 from outreach.adapters.store import DeadLetter
 from outreach.domain.policy import Policy
-from outreach.handlers import handle_delivery, handle_opt_out, handle_score
-from shared.events import LetterSent, ResidentOptedOut, RiskScored
+from outreach.handlers import handle_delivery, handle_opt_out, handle_score, handle_source_flags
+from shared.events import LetterSent, ResidentFlagsChanged, ResidentOptedOut, RiskScored
 from shared.kafka import consume
-from shared.topics import NOTIFY_DELIVERIES, RESIDENT_OPTOUTS, RISK_SCORES
+from shared.topics import NOTIFY_DELIVERIES, RESIDENT_FLAGS, RESIDENT_OPTOUTS, RISK_SCORES
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -93,6 +94,28 @@ def optouts_consumer(
         RESIDENT_OPTOUTS.name,
         "outreach-optouts",
         ResidentOptedOut,
+        handle,
+        engine,
+        on_ready,
+    )
+
+
+def flags_consumer(
+    engine: Engine,
+    bootstrap: str,
+    policy: Policy,
+    wake_relay: asyncio.Event,
+    on_ready: Callable[[], None],
+) -> Loop:
+    async def handle(event: ResidentFlagsChanged) -> None:
+        if await asyncio.to_thread(handle_source_flags, engine, event, policy) == "changed":
+            wake_relay.set()
+
+    return _loop(
+        bootstrap,
+        RESIDENT_FLAGS.name,
+        "outreach-flags",
+        ResidentFlagsChanged,
         handle,
         engine,
         on_ready,
