@@ -16,6 +16,7 @@ under-reports them).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -102,11 +103,24 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _get_json(url: str) -> dict[str, Any]:
     try:
         return dict(httpx.get(url, timeout=2).json())
     except (httpx.HTTPError, ValueError):
         return {}
+
+
+def _answers_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def synthetic_changes(count: int, seed: int = 11) -> list[SourceChange]:
@@ -165,6 +179,57 @@ async def post_all(
     async with httpx.AsyncClient(timeout=120) as client:
         await asyncio.gather(*(worker(client) for _ in range(workers)))
     return time.perf_counter() - started
+
+
+def run_ingest_only(events: int, repeats: int, workers: int = 3) -> dict[str, Any]:
+    """Ingest on its own (the broker, and ingest with its outbox relay publishing): the
+    batch endpoint's rate, `repeats` times, each into a fresh database; the median too.
+
+    The whole-stack figure shares two cores with scoring, outreach and notify; this one
+    says what ingest itself does, so that a change to it can be compared back to back.
+    """
+    from proactive.broker import EmbeddedBroker
+
+    changes = synthetic_changes(events)
+    work = Path(tempfile.mkdtemp(prefix="proactive-bench-ingest-"))
+    rates: list[float] = []
+    per_cpu_s: list[float] = []
+    with EmbeddedBroker(log_path=work / "broker.log") as broker:
+        asyncio.run(ensure_topics(broker.bootstrap))
+        for number in range(repeats):
+            port = free_port()
+            env = _env(work / f"run{number}", broker.bootstrap, ingest=port)
+            env["PROACTIVE_RATE_LIMIT"] = "100000/second"
+            env["PROACTIVE_CDC_FROM_KAFKA"] = "false"
+            key_command = [sys.executable, "-m", "ingest", "create-key", "--source", "bench"]
+            key = subprocess.run(
+                key_command, env=env, capture_output=True, text=True, check=True
+            ).stdout.splitlines()[-1]
+            process = _start("ingest", env, work / f"ingest{number}.log")
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_until(functools.partial(_answers_ready, url), 60, "ingest to start")
+                cpu_before = _cpu_seconds(process.pid)
+                seconds = asyncio.run(post_all(url, key, changes, batch=1000, workers=workers))
+                rates.append(len(changes) / seconds)
+                # Ingest's own CPU time (the relay's included) tells less of the machine's
+                # other load than the wall clock does.
+                per_cpu_s.append(len(changes) / (_cpu_seconds(process.pid) - cpu_before))
+                console.print(
+                    f"ingest alone, run {number + 1}: {rates[-1]:,.0f} events/s, "
+                    f"{per_cpu_s[-1]:,.0f} per CPU-second of ingest"
+                )
+            finally:
+                _stop(process)
+    return {
+        "ingest_alone_events_per_s": [round(rate) for rate in rates],
+        "ingest_alone_median_per_s": round(percentile(rates, 0.5)),
+        "ingest_alone_events": len(changes),
+        "ingest_alone_per_cpu_s": [round(rate) for rate in per_cpu_s],
+        "ingest_alone_median_per_cpu_s": round(percentile(per_cpu_s, 0.5)),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+    }
 
 
 # 3. Latency through the whole stack ----------------------------------------------------

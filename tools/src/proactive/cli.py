@@ -228,10 +228,27 @@ def bench(
     out: Annotated[Path, typer.Option(help="Where results.json and results.png go")] = Path(
         "bench"
     ),
+    ingest_only: Annotated[
+        bool,
+        typer.Option(
+            "--ingest-only",
+            help="Only ingest's batch endpoint (with its relay), 3 runs and their median",
+        ),
+    ] = False,
 ) -> None:
     """Measure ingest, scoring, latency, re-scoring and memory, each beside its baseline."""
-    from proactive.bench import run, write_outputs
+    from proactive.bench import run, run_ingest_only, write_outputs
 
+    if ingest_only:
+        alone = run_ingest_only(10_000 if quick else 30_000, repeats=3)
+        console.print(
+            f"ingest alone: median {alone['ingest_alone_median_per_s']:,} events/s "
+            f"(runs {alone['ingest_alone_events_per_s']}, {alone['ingest_alone_events']:,} "
+            f"events each); {alone['ingest_alone_median_per_cpu_s']:,} per CPU-second of ingest"
+        )
+        if as_json:
+            print(json.dumps(alone))
+        return
     results = run(quick)
     results_path, chart_path = write_outputs(results, out)
     console.print(
