@@ -28,7 +28,7 @@ def flags_event(
         occurred_at=at,
         resident_key=key,
         source="scoring",
-        flags=flags,  # type: ignore[arg-type]
+        flags=flags,
         basis=basis if basis is not None else ["social_care.care_packages"],
     )
 

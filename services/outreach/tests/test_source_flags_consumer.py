@@ -9,9 +9,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from outreach.adapters.store import DeadLetter
@@ -93,8 +96,12 @@ def task_of(client: TestClient, key: str):
     return next((t for t in tasks if t["resident_key"] == key), None)
 
 
+def engine_of(client: TestClient) -> Engine:
+    return cast(FastAPI, client.app).state.engine
+
+
 def audited(client: TestClient, key: str, action: str) -> list[dict]:
-    audit = subject_access(client.app.state.engine, key)["audit"]
+    audit = subject_access(engine_of(client), key)["audit"]
     return [entry for entry in audit if entry["action"] == action]
 
 
@@ -138,7 +145,7 @@ def test_a_resident_reported_deceased_has_their_task_closed_and_published(
 def test_an_unreadable_flags_record_is_dead_lettered_and_the_consumer_keeps_going(
     client, kafka_bootstrap
 ):
-    engine = client.app.state.engine
+    engine = engine_of(client)
 
     def dead_letters() -> list[DeadLetter]:
         with Session(engine) as session:
