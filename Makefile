@@ -13,10 +13,13 @@ VENV_STAMP := .venv/.synced-$(shell cat uv.lock pyproject.toml */pyproject.toml 
 setup: $(VENV_STAMP) assets
 
 # GOV.UK Frontend's CSS, JavaScript, fonts and images for the officer and residents' pages,
-# from the npm registry (not committed). Without npm the pages still work, unstyled.
+# and axe-core for the browser tests' accessibility checks, from the npm registry (not
+# committed). Without npm the pages still work, unstyled, and those checks are skipped.
 assets:
-	@if command -v npm >/dev/null 2>&1; then services/outreach/scripts/fetch_govuk_frontend.sh; \
-	else echo "npm not found: the officer pages will be unstyled (GOV.UK Frontend not fetched)"; fi
+	@if command -v npm >/dev/null 2>&1; then services/outreach/scripts/fetch_govuk_frontend.sh \
+		&& services/outreach/scripts/fetch_axe_core.sh; \
+	else echo "npm not found: the officer pages will be unstyled (GOV.UK Frontend not fetched)" \
+		"and the accessibility checks skipped (axe-core not fetched)"; fi
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads one).
 browser:
