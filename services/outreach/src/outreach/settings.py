@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from limits import parse
+from pydantic import Field, field_validator
 
 from outreach.domain.policy import DEFAULT_POLICY_PATH
+from outreach.domain.roles import HUMAN_ROLES
 from shared.settings import CommonSettings
 
 DEV_SESSION_SECRET = "dev-only-outreach-session-secret-change-me"
@@ -37,7 +39,24 @@ class OutreachSettings(CommonSettings):
     outreach_session_secret: str = Field(
         DEV_SESSION_SECRET, description="Signs officers' session cookies and API tokens"
     )
-    outreach_session_hours: int = Field(8, ge=1, le=24)
+    outreach_session_hours: int = Field(
+        8, ge=1, le=24, description="An officer signs in again after this long, however busy"
+    )
+    outreach_idle_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="An officer signs in again after this long unused"
+    )
+    outreach_login_failures_per_account: str = Field(
+        "5/15 minutes",
+        description="Failed password sign-ins allowed per user name before refusing (429)",
+    )
+    outreach_login_failures_per_address: str = Field(
+        "20/15 minutes",
+        description="Failed password sign-ins allowed per client address before refusing",
+    )
+    oidc_callbacks_per_address: str = Field(
+        "30/minute",
+        description="Returns from the identity provider accepted per client address",
+    )
     outreach_secure_cookies: bool = Field(
         False, description="Send cookies over HTTPS only (always on outside dev)"
     )
@@ -53,7 +72,43 @@ class OutreachSettings(CommonSettings):
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
-    oidc_role_claim: str = "roles"
+    oidc_role_claim: str = Field(
+        "roles",
+        description="The ID token claim listing a person's roles or groups; a dotted path "
+        "reaches into an object (Keycloak: `realm_access.roles`)",
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=lambda: {role: role for role in HUMAN_ROLES},
+        description="Values of the role claim → our roles (JSON); anyone with none is refused",
+    )
+    oidc_name_claim: str = Field(
+        "preferred_username",
+        description="The claim that names an officer in the audit log (falls back to `sub`)",
+    )
+    oidc_scopes: str = "openid profile"
+    outreach_url: str | None = Field(
+        None,
+        description="The address officers reach this service at; the identity provider "
+        "sends them back to <url>/officer/login/oidc/callback. Unset, taken from the request",
+    )
+
+    @field_validator(
+        "outreach_login_failures_per_account",
+        "outreach_login_failures_per_address",
+        "oidc_callbacks_per_address",
+    )
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        parse(value)  # "5/15 minutes", "30/minute", …: refused here rather than at sign-in
+        return value
+
+    @field_validator("oidc_role_map")
+    @classmethod
+    def _our_roles(cls, mapping: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(mapping.values()) - set(HUMAN_ROLES))
+        if unknown:
+            raise ValueError(f"PROACTIVE_OIDC_ROLE_MAP maps to {unknown}; use {HUMAN_ROLES}")
+        return mapping
 
     def check(self) -> "OutreachSettings":
         self.refuse_dev_secrets(
@@ -97,6 +152,11 @@ class OutreachSettings(CommonSettings):
     def password_login(self) -> bool:
         """Seeded users with passwords are for development only."""
         return self.is_dev
+
+    @property
+    def oidc_sign_in(self) -> bool:
+        """Sign-in through the identity provider, whenever it is configured (dev too)."""
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
 
     @property
     def cookies_secure(self) -> bool:

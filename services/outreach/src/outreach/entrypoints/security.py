@@ -5,7 +5,9 @@ security headers every response carries."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response, status
@@ -29,28 +31,79 @@ class Caller:
 
 
 class LoginRequired(Exception):
-    """A page needs a signed-in officer; the handler sends the browser to the log-in page."""
+    """A page needs a signed-in officer; the handler sends the browser to the log-in page,
+    saying why when an earlier session has run out (`expired` is "idle" or "lifetime")."""
+
+    def __init__(self, expired: str | None = None) -> None:
+        super().__init__(expired or "not signed in")
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in officer's session: how they signed in, when, and when last active."""
+
+    caller: Caller
+    via: str  # "password" or "oidc"
+    started: float
+    seen: float
 
 
 class Signer:
-    def __init__(self, settings: OutreachSettings) -> None:
+    """Signs and reads sessions, API tokens and CSRF tokens. Sessions carry their own
+    start and last-activity times, checked against `clock` (tests move it on)."""
+
+    def __init__(self, settings: OutreachSettings, clock: Callable[[], float] = time.time):
         self.settings = settings
-        self.max_age = settings.outreach_session_hours * 3600
-        self.sessions = URLSafeTimedSerializer(settings.outreach_session_secret, "session")
+        self.clock = clock
+        self.lifetime_s = settings.outreach_session_hours * 3600
+        self.idle_s = settings.outreach_idle_minutes * 60
+        self.sessions = URLSafeSerializer(settings.outreach_session_secret, "session-v2")
         self.tokens = URLSafeTimedSerializer(settings.outreach_session_secret, "api-token")
         self.csrf = URLSafeSerializer(settings.outreach_session_secret, "csrf")
 
-    def session_value(self, caller: Caller) -> str:
-        return self.sessions.dumps({"u": caller.name, "r": caller.role, "t": caller.team})
+    def session_value(self, session: Session) -> str:
+        caller = session.caller
+        return self.sessions.dumps(
+            {
+                "u": caller.name,
+                "r": caller.role,
+                "t": caller.team,
+                "v": session.via,
+                "s": session.started,
+                "a": session.seen,
+            }
+        )
+
+    def read_session(self, value: str | None) -> Session | None:
+        """The session in a cookie, or None if there is none or it is forged. Whether it
+        has run out is `expiry`'s question."""
+        if not value:
+            return None
+        try:
+            data: dict[str, Any] = self.sessions.loads(value)
+            caller = Caller(name=data["u"], role=data["r"], team=data.get("t"))
+            return Session(caller, str(data["v"]), float(data["s"]), float(data["a"]))
+        except (BadSignature, KeyError, TypeError, ValueError):
+            return None
+
+    def expiry(self, session: Session) -> str | None:
+        """Why this session is over ("lifetime" or "idle"), or None while it is good."""
+        now = self.clock()
+        if now - session.started >= self.lifetime_s:
+            return "lifetime"
+        if now - session.seen >= self.idle_s:
+            return "idle"
+        return None
 
     def api_token(self, caller: Caller) -> str:
         return self.tokens.dumps({"u": caller.name, "r": caller.role, "t": caller.team})
 
-    def read(self, serializer: URLSafeTimedSerializer, value: str | None) -> Caller | None:
+    def read_token(self, value: str | None) -> Caller | None:
         if not value:
             return None
         try:
-            data: dict[str, Any] = serializer.loads(value, max_age=self.max_age)
+            data: dict[str, Any] = self.tokens.loads(value, max_age=self.lifetime_s)
         except BadSignature:
             return None
         return Caller(name=data["u"], role=data["r"], team=data.get("t"))
@@ -60,24 +113,52 @@ def _signer(request: Request) -> Signer:
     return request.app.state.signer
 
 
+def public_base_url(request: Request) -> str:
+    """The address officers reach this service at (PROACTIVE_OUTREACH_URL when set)."""
+    configured = request.app.state.settings.outreach_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def client_address(request: Request) -> str:
+    """The browser's address (behind a proxy, uvicorn takes it from X-Forwarded-For when
+    the proxy is in FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
+
+
 # Sessions (officer pages)
 
 
+def current_session(request: Request) -> Session | None:
+    """This browser's session while it is good; None when signed out or run out."""
+    signer = _signer(request)
+    session = signer.read_session(request.cookies.get(SESSION_COOKIE))
+    if session is None or signer.expiry(session):
+        return None
+    return session
+
+
 def session_caller(request: Request) -> Caller | None:
-    return _signer(request).read(_signer(request).sessions, request.cookies.get(SESSION_COOKIE))
+    session = current_session(request)
+    return session.caller if session else None
 
 
-def start_session(request: Request, response: Response, caller: Caller) -> None:
-    settings: OutreachSettings = request.app.state.settings
+def _set_session_cookie(request: Request, response: Response, session: Session) -> None:
+    signer = _signer(request)
+    remaining = int(session.started + signer.lifetime_s - signer.clock())
     response.set_cookie(
         SESSION_COOKIE,
-        _signer(request).session_value(caller),
-        max_age=settings.outreach_session_hours * 3600,
+        signer.session_value(session),
+        max_age=max(1, remaining),
         httponly=True,
-        secure=settings.cookies_secure,
+        secure=request.app.state.settings.cookies_secure,
         samesite="lax",
         path="/",
     )
+
+
+def start_session(request: Request, response: Response, caller: Caller, via: str) -> None:
+    now = _signer(request).clock()
+    _set_session_cookie(request, response, Session(caller, via, now, now))
     # A fresh CSRF secret with every session, so a token seen before log-in is useless after.
     set_csrf_cookie(request, response, secrets.token_urlsafe(16))
 
@@ -87,13 +168,25 @@ def end_session(response: Response) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/")
 
 
+def active_session(request: Request) -> Session:
+    """The signed-in officer's session, marked as active now (the cookie is re-signed on
+    the way out); LoginRequired, saying why, when there is none or it has run out."""
+    signer = _signer(request)
+    session = signer.read_session(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise LoginRequired()
+    expired = signer.expiry(session)
+    if expired:
+        raise LoginRequired(expired)
+    request.state.renewed_session = replace(session, seen=signer.clock())
+    return session
+
+
 def page_user(permission: str) -> Any:
     """A dependency for a page: the signed-in officer, if their role allows `permission`."""
 
     def check(request: Request) -> Caller:
-        caller = session_caller(request)
-        if caller is None:
-            raise LoginRequired()
+        caller = active_session(request).caller
         if not allowed(caller.role, permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Your role cannot do this.")
         return caller
@@ -162,7 +255,7 @@ def api_caller(permission: str) -> Any:
         if secrets.compare_digest(credentials.credentials, settings.service_token):
             caller: Caller | None = Caller(name="service", role=SERVICE_ROLE)
         else:
-            caller = _signer(request).read(_signer(request).tokens, credentials.credentials)
+            caller = _signer(request).read_token(credentials.credentials)
         if caller is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "A valid token is required.")
         if not allowed(caller.role, permission):
@@ -208,6 +301,11 @@ class SecurityHeaders(BaseHTTPMiddleware):
             response.headers["Cache-Control"] = "no-store"
         if request.app.state.settings.cookies_secure:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        renewed = getattr(request.state, "renewed_session", None)
+        cookies_set = response.headers.getlist("set-cookie")
+        if renewed is not None and not any(c.startswith(SESSION_COOKIE) for c in cookies_set):
+            # The officer was active: their idle time starts again from now.
+            _set_session_cookie(request, response, renewed)
         new_secret = getattr(request.state, "csrf_new_secret", None)
         if new_secret and CSRF_COOKIE not in request.cookies:
             set_csrf_cookie(request, response, new_secret)

@@ -19,11 +19,15 @@ from outreach.adapters.queries import TaskFilter, list_tasks, task_detail, team_
 from outreach.adapters.users import authenticate
 from outreach.domain.lifecycle import LABELS, OUTCOMES, TransitionNotAllowed
 from outreach.domain.roles import allowed
+from outreach.entrypoints.login_limits import LoginLimits, TooManyAttempts
 from outreach.entrypoints.security import (
     Caller,
     CsrfChecked,
+    client_address,
+    current_session,
     end_session,
     page_user,
+    public_base_url,
     start_session,
 )
 from outreach.entrypoints.templating import MODEL_NAMES, page_context
@@ -49,18 +53,64 @@ def _render(request: Request, template: str, status_code: int = 200, **values: A
     )
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only send people on to one of our own officer or ops pages after signing in."""
     if target and (target.startswith(("/officer/", "/ops/")) or target == "/ops"):
         return target
     return "/officer/tasks"
 
 
-def _landing(target: str, role: str) -> str:
+def landing(target: str, role: str) -> str:
     """Ops staff see no tasks: the default page for them is the ops view."""
     if target == "/officer/tasks" and not allowed(role, "tasks:list"):
         return "/ops" if allowed(role, "ops:view") else target
     return target
+
+
+def _login_page(request: Request, status_code: int = 200, **values: Any) -> Response:
+    settings = request.app.state.settings
+    values.setdefault("next", "/officer/tasks")
+    values.setdefault("username", "")
+    return _render(
+        request,
+        "login.html",
+        status_code=status_code,
+        title="Sign in",
+        password_login=settings.password_login,
+        oidc_sign_in=settings.oidc_sign_in,
+        **values,
+    )
+
+
+def too_many_attempts(request: Request, wait: TooManyAttempts, **values: Any) -> Response:
+    """429, saying when to try again (in words and in Retry-After)."""
+    response = _login_page(
+        request,
+        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        errors=[{"text": wait.message, "href": "#username"}],
+        **values,
+    )
+    response.headers["Retry-After"] = str(wait.retry_after_s)
+    return response
+
+
+EXPIRED = {
+    "idle": "You were signed out because you had not used the service for {idle}. "
+    "Sign in again to carry on.",
+    "lifetime": "You were signed out because you signed in more than {hours} ago. "
+    "Sign in again to carry on.",
+}
+
+
+def _expired_message(request: Request, reason: str | None) -> str | None:
+    settings = request.app.state.settings
+    if reason not in EXPIRED:
+        return None
+    idle, hours = settings.outreach_idle_minutes, settings.outreach_session_hours
+    return EXPIRED[reason].format(
+        idle="1 minute" if idle == 1 else f"{idle} minutes",
+        hours="1 hour" if hours == 1 else f"{hours} hours",
+    )
 
 
 @router.get("", include_in_schema=False)
@@ -69,46 +119,58 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/officer/tasks") -> Response:
-    return _render(
-        request,
-        "login.html",
-        title="Sign in",
-        next=_safe_next(next),
-        username="",
-        password_login=request.app.state.settings.password_login,
-    )
+def login_page(
+    request: Request, next: str = "/officer/tasks", expired: str | None = None
+) -> Response:
+    return _login_page(request, next=safe_next(next), notice=_expired_message(request, expired))
 
 
 @router.post("/login", dependencies=[CsrfChecked])
 async def login(request: Request) -> Response:
     form = await request.form()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
+    target = safe_next(str(form.get("next", "")))
+    limits: LoginLimits = request.app.state.login_limits
+    address = client_address(request)
+    if request.app.state.settings.password_login and username:
+        wait = limits.password_refused(username, address)
+        if wait:
+            return too_many_attempts(request, wait, next=target, username=username)
     user = None
     if request.app.state.settings.password_login and username and password:
         user = await asyncio.to_thread(authenticate, request.app.state.engine, username, password)
     if user is None:
-        return _render(
+        if request.app.state.settings.password_login and username:
+            limits.password_failed(username, address)
+        return _login_page(
             request,
-            "login.html",
             status_code=status.HTTP_401_UNAUTHORIZED,
-            title="Sign in",
-            next=_safe_next(str(form.get("next", ""))),
+            next=target,
             username=username,
-            password_login=request.app.state.settings.password_login,
             errors=[{"text": "Enter a correct user name and password", "href": "#username"}],
         )
-    target = _landing(_safe_next(str(form.get("next", ""))), user.role)
-    response = RedirectResponse(target, status.HTTP_303_SEE_OTHER)
-    start_session(request, response, Caller(user.username, user.role, user.team))
+    limits.password_succeeded(username)
+    response = RedirectResponse(landing(target, user.role), status.HTTP_303_SEE_OTHER)
+    start_session(request, response, Caller(user.username, user.role, user.team), "password")
     return response
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout() -> Response:
-    response = RedirectResponse("/officer/login", status.HTTP_303_SEE_OTHER)
+async def logout(request: Request) -> Response:
+    """End the session here; after an OIDC sign-in, also at the identity provider."""
+    session = current_session(request)
+    provider = request.app.state.identity_provider
+    target = None
+    if session is not None and session.via == "oidc" and provider is not None:
+        target = await provider.sign_out_url(public_base_url(request))
+    response = RedirectResponse(target or "/officer/signed-out", status.HTTP_303_SEE_OTHER)
     end_session(response)
     return response
+
+
+@router.get("/signed-out", response_class=HTMLResponse)
+def signed_out(request: Request) -> Response:
+    return _login_page(request, notice="You have signed out.")
 
 
 @router.get("/tasks", response_class=HTMLResponse)
