@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 import yaml
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
@@ -259,6 +262,56 @@ def offline_app(tmp_path_factory: pytest.TempPathFactory, fake_vault: FakeVault)
         team = TEAM if role in ("officer", "team_lead") else None
         add_user(app.state.engine, role, password, role, team)
     return app
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTEFACTS = Path(__file__).parent / "artefacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def server(offline_app: FastAPI) -> Iterator[str]:
+    """The app served over HTTP on a free port (no broker: the outbox keeps the events)."""
+    port = free_port()
+    config = uvicorn.Config(
+        offline_app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+    )
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not running.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[Any]:
+    """One headless Debian Chromium per test module (Playwright drives it, never downloads
+    one), its page on the served app; screenshots go to tests/artefacts/."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    ARTEFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(base_url=server, viewport={"width": 1100, "height": 900})
+        yield context.new_page()
+        context.close()
+        browser.close()
 
 
 # One change's journey, as the four services' tracer providers would export it: (service,

@@ -4,20 +4,15 @@ Screenshots are kept in tests/artefacts/."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlmodel import Session, select
 
 from outreach import handlers
 from outreach.adapters.store import ResidentFlag, Task
-from proactive.broker import free_port
 from shared.codec import decode
 from shared.events import LetterSent, ResidentOptedOut
 from shared.outbox import OutboxEntry
@@ -25,52 +20,7 @@ from shared.references import reference_for
 from shared.topics import RESIDENT_OPTOUTS
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = Path("/usr/bin/chromium")
 ARTEFACTS = Path(__file__).parent / "artefacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def server(offline_app) -> Iterator[str]:
-    """The app served over HTTP on a free port (no broker: the outbox keeps the events)."""
-    port = free_port()
-    config = uvicorn.Config(
-        offline_app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    if not CHROMIUM.exists():
-        pytest.skip(
-            "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    ARTEFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=server, viewport={"width": 1100, "height": 900})
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def shot(page, name: str) -> None:
