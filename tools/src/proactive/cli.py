@@ -21,6 +21,7 @@ from rich.table import Table
 
 from proactive.broker import port_answers
 from proactive.commands.borough import borough, simulate
+from proactive.commands.faults import faults
 from proactive.commands.transparency import transparency
 from proactive.simulate import (
     SendResult,
@@ -40,6 +41,7 @@ app = typer.Typer(help="Proactive Support: a council's prevention platform, on o
 keys = typer.Typer(help="API keys for the council systems that send changes to ingest.")
 app.add_typer(keys, name="keys")
 app.command()(borough)
+app.command()(faults)
 app.command()(simulate)
 app.command()(transparency)
 console = Console(stderr=True)
