@@ -60,6 +60,7 @@ PUBLIC = [
     "/opt-out",
     "/transparency",
     "/officer/login",
+    "/officer/signed-out",
     "/healthz",
     "/stats",
     "/metrics",

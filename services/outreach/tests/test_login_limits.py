@@ -29,6 +29,17 @@ def app(offline_app: FastAPI) -> Iterator[FastAPI]:
     offline_app.state.login_limits = LoginLimits(offline_app.state.settings)
 
 
+def tighter(app: FastAPI, per_account: int = 5, per_address: int = 20) -> None:
+    """Smaller limits, so a test needs fewer (deliberately slow) password checks."""
+    settings = app.state.settings.model_copy(
+        update={
+            "outreach_login_failures_per_account": f"{per_account}/15 minutes",
+            "outreach_login_failures_per_address": f"{per_address}/15 minutes",
+        }
+    )
+    app.state.login_limits = LoginLimits(settings)
+
+
 def browser(app: FastAPI, address: str = "198.51.100.7") -> TestClient:
     return TestClient(app, client=(address, 50000), headers={"accept": "text/html"})
 
@@ -75,20 +86,22 @@ def test_a_locked_account_does_not_stop_others_signing_in(app, passwords):
 
 
 def test_a_correct_password_clears_only_that_accounts_failures(app, passwords):
+    tighter(app, per_account=3)
     client = browser(app)
-    for _ in range(4):
+    for _ in range(2):
         try_password(client, "officer", "wrong")
         try_password(client, "admin", "wrong")
     assert try_password(client, "officer", passwords["officer"]) == 303
-    assert [try_password(client, "officer", "wrong") for _ in range(5)] == [401] * 5
-    assert try_password(client, "admin", "wrong") == 401  # its fifth failure
+    assert [try_password(client, "officer", "wrong") for _ in range(3)] == [401] * 3
+    assert try_password(client, "admin", "wrong") == 401  # its third failure
     assert try_password(client, "admin", passwords["admin"]) == 429
 
 
 def test_many_failures_from_one_address_are_refused_whatever_the_name(app, passwords):
+    tighter(app, per_address=4)
     guesser = browser(app, "192.0.2.66")
-    codes = [try_password(guesser, f"someone-{n}", "wrong") for n in range(20)]
-    assert codes == [401] * 20
+    codes = [try_password(guesser, f"someone-{n}", "wrong") for n in range(4)]
+    assert codes == [401] * 4
     assert try_password(guesser, "ops", passwords["ops"]) == 429
     # Someone at another address is not held up by it.
     assert try_password(browser(app, "192.0.2.67"), "ops", passwords["ops"]) == 303

@@ -46,6 +46,8 @@ def form_token(html: str) -> str:
     return found.group(1)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 CLIENT_ID = "proactive-outreach"
 CLIENT_SECRET = "outreach-client-secret-for-tests"
 APP_URL = "http://testserver"
@@ -492,3 +494,42 @@ def test_the_role_claim_can_be_a_path_into_an_object_or_a_spaced_string(tmp_path
     assert spaced.role_of({"groups": "PS-Officers PS-Admins"}) == "admin"
     assert spaced.role_of({}) is None
     assert spaced.name_of({"sub": "u-9"}) == "u-9"
+
+
+@pytest.fixture(scope="module")
+def served_oidc_app(tmp_path_factory, provider) -> Iterator[str]:
+    """The app on a real port, configured for the provider, for a real browser."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    provider.redirect_uris.add(f"{url}/officer/login/oidc/callback")
+    app = create_app(oidc_settings(tmp_path_factory.mktemp("outreach-browser"), provider))
+    server, thread = serve(app, port)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.mark.e2e
+def test_an_officer_signs_in_and_out_through_the_provider_in_chromium(served_oidc_app, person):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    person.person["groups"] = ["PS-Officers"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(base_url=served_oidc_app).new_page()
+            page.goto("/officer/tasks")
+            assert "/officer/login" in page.url
+            page.get_by_role("button", name="Sign in with your council account").click()
+            page.wait_for_url("**/officer/tasks")
+            assert page.get_by_role("heading", name="Outreach tasks").is_visible()
+            page.get_by_role("button", name="Sign out sam.officer").click()
+            page.wait_for_url("**/officer/signed-out")
+            assert page.get_by_text("You have signed out").is_visible()
+            assert CLIENT_ID in person.signed_out
+            page.goto("/officer/tasks")
+            assert "/officer/login" in page.url
+        finally:
+            browser.close()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -268,6 +269,20 @@ def api_caller(permission: str) -> Any:
 # Headers
 
 
+def _provider_origin(request: Request) -> str:
+    """The identity provider's origin, when officers sign in there: signing out posts a
+    form here that redirects to the provider, and browsers hold redirects after a form to
+    the form-action policy too."""
+    provider = request.app.state.identity_provider
+    if provider is None:
+        return ""
+    addresses = [request.app.state.settings.oidc_issuer]
+    # Its sign-out page may be elsewhere; known once discovery has run.
+    addresses.append(provider.client.server_metadata.get("end_session_endpoint") or "")
+    origins = {f"{u.scheme}://{u.netloc}" for u in map(urlsplit, addresses) if u.netloc}
+    return "".join(f" {origin}" for origin in sorted(origins))
+
+
 class SecurityHeaders(BaseHTTPMiddleware):
     """CSP with a per-response nonce (the GOV.UK template's one inline script uses it),
     no framing, no sniffing, no referrer, and nothing about residents left in caches."""
@@ -289,7 +304,8 @@ class SecurityHeaders(BaseHTTPMiddleware):
             csp = (
                 f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
                 "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
-                "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+                f"form-action 'self'{_provider_origin(request)}; frame-ancestors 'none'; "
+                "base-uri 'self'; object-src 'none'"
             )
         response.headers["Content-Security-Policy"] = csp
         response.headers["X-Frame-Options"] = "DENY"
