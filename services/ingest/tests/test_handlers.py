@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Session, select
 
 from ingest.adapters.store import ParkedChange, VaultEntry, create_tables
-from ingest.domain.mapping import load_mapping
+from ingest.domain.mapping import InvalidRow, load_mapping
 from ingest.handlers import accept_changes, check_changes
 from shared.codec import decode
 from shared.database import make_engine
@@ -197,3 +197,50 @@ def test_concurrent_batches_about_the_same_residents_are_all_taken_once(engine):
         thread.join()
     assert errors == []
     assert len(published(engine)) == 4 * 2 * len(people)
+
+
+def test_a_residents_newer_details_reach_the_vault_and_the_events_after_them(engine):
+    accept(engine, [RESIDENT])
+    moved = change("r2", "people.residents", {**RESIDENT.record, "ward": "Abbey"})
+    outcome = accept(engine, [TENANCY, moved, change("t2", "housing.tenancies", {
+        **TENANCY.record, "tenure_type": "introductory"})])  # fmt: skip
+    assert outcome.accepted == 3
+    tenancy_before, _, tenancy_after = published(engine)[1:]
+    assert (tenancy_before.ward, tenancy_after.ward) == ("Thames View", "Abbey")
+    assert tenancy_after.age_band == "75-84"
+    with Session(engine) as session:
+        vault = session.get(VaultEntry, resident_key("P0000001", KEY))
+        assert vault is not None
+        assert (vault.ward, vault.postcode, vault.person_ref) == ("Abbey", "RM9 4AA", "P0000001")
+
+
+def test_changes_parked_earlier_and_in_this_batch_are_replayed_oldest_first(engine):
+    assert accept(engine, [RENT], source="housing").parked == 1
+    later = change("a2", "housing.rent_accounts", {**RENT.record, "balance_pence": 90000})
+    outcome = accept(engine, [later, TENANCY], source="housing")
+    assert (outcome.parked, outcome.replayed, outcome.accepted) == (1, 2, 3)
+    events = published(engine)
+    assert [e.table for e in events] == [
+        "housing.tenancies", "housing.rent_accounts", "housing.rent_accounts"]  # fmt: skip
+    assert [e.attributes["balance_pence"] for e in events[1:]] == [84250, 90000]
+    with Session(engine) as session:
+        assert session.exec(select(ParkedChange)).all() == []
+    # Sent again, the parked changes are duplicates now, not parked a second time.
+    again = accept(engine, [RENT, later], source="housing")
+    assert (again.duplicates, again.parked) == (2, 0)
+
+
+def test_a_tenancy_passed_to_another_resident_takes_its_rent_account_along(engine):
+    accept(engine, [TENANCY], source="housing")
+    handed_over = change("t2", "housing.tenancies", {**TENANCY.record, "person_ref": "P0000002"})
+    accept(engine, [handed_over, RENT], source="housing")
+    assert published(engine)[-1].resident_key == resident_key("P0000002", KEY)
+    accept(engine, [change("a3", "housing.rent_accounts", RENT.record)], source="housing")
+    assert published(engine)[-1].resident_key == resident_key("P0000002", KEY)
+
+
+def test_an_invalid_change_given_to_accept_is_refused_and_nothing_is_kept(engine):
+    bad = change("x1", "housing.tenancies", {"tenancy_ref": "T1", "tenure_type": "castle"})
+    with pytest.raises(InvalidRow, match="tenure_type"):
+        accept(engine, [RESIDENT, bad])
+    assert published(engine) == []

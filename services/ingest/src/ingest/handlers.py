@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import tuple_, update
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
 
 from ingest.adapters.store import Approval, ParkedChange, RecordLink, Rejection, VaultEntry
 from ingest.domain.debezium import InvalidCdc, change_from_envelope, unwrap
@@ -25,12 +26,16 @@ from ingest.domain.mapping import InvalidRow, SourceMapping, years_between
 from shared import metrics
 from shared.events import EventRejected, ResidentEventRecorded, TaskChanged
 from shared.inbound import SourceChange
-from shared.outbox import OutboxEntry, outbox_entry, outbox_row
+from shared.outbox import OutboxEntry, current_traceparent, outbox_entry, outbox_row
 from shared.pseudonymise import age_band, resident_key
 from shared.topics import INGEST_REJECTED, RESIDENT_EVENTS
 
 EVENT_ID_NAMESPACE = uuid.UUID("5b0f6a34-3c0e-4d4b-9d55-0b5c1f2f7e11")
 CHUNK = 500  # stay well inside every database's limit on bound parameters
+OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
+LINKS: Table = RecordLink.__table__  # type: ignore[attr-defined]
+VAULT: Table = VaultEntry.__table__  # type: ignore[attr-defined]
+PARKED: Table = ParkedChange.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -68,15 +73,42 @@ def event_id_for(source: str, source_event_id: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{source_event_id}")
 
 
-def check_changes(changes: list[SourceChange], mapping: SourceMapping) -> dict[int, str]:
-    """Every problem with a batch of native changes, by position, one plain sentence each."""
+@dataclass(frozen=True)
+class CheckedChange:
+    """A change that matches its table's mapping: its row typed and converted (None for a
+    delete, which carries only its key) and the row's record key."""
+
+    change: SourceChange
+    record_key: str
+    row: dict[str, Any] | None
+
+
+def check_change(change: SourceChange, mapping: SourceMapping) -> CheckedChange:
+    """The change, checked against the mapping; InvalidRow names every column at fault."""
+    if change.op == "delete":
+        return CheckedChange(change, mapping.validate_key(change.table, change.record), None)
+    row = mapping.validate_row(change.table, change.record)
+    return CheckedChange(change, mapping.tables[change.table].record_key(row), row)
+
+
+def checked_changes(
+    changes: list[SourceChange], mapping: SourceMapping
+) -> tuple[list[CheckedChange], dict[int, str]]:
+    """A batch of native changes checked, and every problem by position, one plain
+    sentence each (the checked list is complete only when there is no problem)."""
+    checked = []
     problems = {}
     for index, change in enumerate(changes):
         try:
-            _checked_row(change, mapping)
+            checked.append(check_change(change, mapping))
         except InvalidRow as error:
             problems[index] = f"event {index} ({change.source_event_id}): {error}"
-    return problems
+    return checked, problems
+
+
+def check_changes(changes: list[SourceChange], mapping: SourceMapping) -> dict[int, str]:
+    """Every problem with a batch of native changes, by position, one plain sentence each."""
+    return checked_changes(changes, mapping)[1]
 
 
 def changes_from_cdc(
@@ -93,18 +125,11 @@ def changes_from_cdc(
                 tombstones += 1
                 continue
             change = change_from_envelope(envelope, mapping)
-            _checked_row(change, mapping)
+            check_change(change, mapping)
             changes.append(change)
         except (InvalidCdc, InvalidRow) as error:
             rejected.append(Rejected(channel, str(error), None, record))
     return changes, rejected, tombstones
-
-
-def _checked_row(change: SourceChange, mapping: SourceMapping) -> tuple[str, dict[str, Any] | None]:
-    if change.op == "delete":
-        return mapping.validate_key(change.table, change.record), None
-    row = mapping.validate_row(change.table, change.record)
-    return mapping.tables[change.table].record_key(row), row
 
 
 def record_rejections(engine: Engine, source: str, rejected: list[Rejected]) -> None:
@@ -136,110 +161,239 @@ def record_rejections(engine: Engine, source: str, rejected: list[Rejected]) -> 
 
 
 class _Batch:
-    """What one transaction already knows, loaded with set-based queries up front."""
+    """One transaction's work: what the database already knows, loaded with set-based
+    queries up front, and everything to write, inserted set-wise at the end.
 
-    def __init__(self, session: Session, changes: list[SourceChange], source: str) -> None:
-        self.session = session
-        self.event_ids = [str(event_id_for(source, c.source_event_id)) for c in changes]
+    It works with SQLAlchemy Core (plain tuples and dicts) rather than ORM objects:
+    building and tracking an object per row was most of this path's time."""
+
+    def __init__(self, connection: Connection, pseudonym_key: str, mapping: SourceMapping) -> None:
+        self.connection = connection
+        self.pseudonym_key = pseudonym_key
+        self.mapping = mapping
+        self.outcome = Outcome()
         self.seen: set[str] = set()
-        for chunk in _chunks(self.event_ids):
-            self.seen.update(
-                session.exec(
-                    select(OutboxEntry.event_id).where(col(OutboxEntry.event_id).in_(chunk))
-                )
-            )
         self.links: dict[tuple[str, str], str] = {}
-        self.new_links: dict[tuple[str, str], str] = {}
-        self.moved_links: dict[tuple[str, str], str] = {}
-        self.vault: dict[str, VaultEntry | None] = {}
+        self.link_writes: dict[tuple[str, str], str] = {}
+        # Per resident, what the events need from the vault: date of birth and ward.
+        self.vault: dict[str, tuple[date | None, str | None]] = {}
+        self.vault_writes: dict[str, dict[str, Any]] = {}
+        self.resident_keys: dict[str, str] = {}
         self.parked_waiting: set[tuple[str, str]] = set()
+        self.parked_rows: list[dict[str, Any]] = []
+        self.released_parked_ids: set[int] = set()
         self.outbox_rows: list[dict[str, Any]] = []
-        self.new_vault: dict[str, dict[str, Any]] = {}
 
-    def load_links(self, pairs: set[tuple[str, str]]) -> None:
-        wanted = list(pairs - set(self.links))
-        for chunk in _chunks(wanted):
-            for link in self.session.exec(
-                select(RecordLink).where(
-                    tuple_(col(RecordLink.table_name), col(RecordLink.record_key)).in_(chunk)
-                )
-            ):
-                self.links[(link.table_name, link.record_key)] = link.resident_key
+    def resident_key_of(self, person_ref: str) -> str:
+        key = self.resident_keys.get(person_ref)
+        if key is None:
+            key = self.resident_keys[person_ref] = resident_key(person_ref, self.pseudonym_key)
+        return key
 
-    def load_parked(self, pairs: set[tuple[str, str]]) -> None:
-        for chunk in _chunks(list(pairs)):
-            self.parked_waiting.update(
-                (row[0], row[1])
-                for row in self.session.exec(
-                    select(ParkedChange.waiting_for_table, ParkedChange.waiting_for_key).where(
-                        tuple_(
-                            col(ParkedChange.waiting_for_table), col(ParkedChange.waiting_for_key)
-                        ).in_(chunk)
-                    )
-                )
+    def load(self, checked: list[CheckedChange], event_ids: list[str]) -> None:
+        """What is already known about these changes, in a few queries."""
+        for chunk in _chunks(event_ids):
+            self.seen.update(
+                self.connection.execute(
+                    select(OUTBOX.c.event_id).where(OUTBOX.c.event_id.in_(chunk))
+                ).scalars()
             )
-
-    def load_vault(self, keys: set[str]) -> None:
-        wanted = list(keys - set(self.vault))
-        for key in wanted:
-            self.vault[key] = None
-        for chunk in _chunks(wanted):
-            for entry in self.session.exec(
-                select(VaultEntry).where(col(VaultEntry.resident_key).in_(chunk))
+        pairs = {(c.change.table, c.record_key) for c in checked}
+        link_pairs = set(pairs)
+        for table_name, record_key in pairs:
+            link = self.mapping.tables[table_name].link
+            if link:
+                link_pairs.add((link, record_key))
+        # Asked one table at a time, `table = ? AND key IN (…)`, so that SQLite searches
+        # its index; with `(table, key) IN (VALUES …)` it scans the whole table instead.
+        for table_name, record_keys in _by_table(link_pairs).items():
+            for chunk in _chunks(record_keys):
+                for record_key, key in self.connection.execute(
+                    select(LINKS.c.record_key, LINKS.c.resident_key).where(
+                        LINKS.c.table_name == table_name, LINKS.c.record_key.in_(chunk)
+                    )
+                ):
+                    self.links[(table_name, record_key)] = key
+        for table_name, record_keys in _by_table(pairs).items():
+            for chunk in _chunks(record_keys):
+                self.parked_waiting.update(
+                    (table_name, record_key)
+                    for record_key in self.connection.execute(
+                        select(PARKED.c.waiting_for_key)
+                        .where(
+                            PARKED.c.waiting_for_table == table_name,
+                            PARKED.c.waiting_for_key.in_(chunk),
+                        )
+                        .distinct()
+                    ).scalars()
+                )
+        residents = set(self.links.values())
+        for c in checked:
+            person = self.mapping.tables[c.change.table].person
+            if person and c.row is not None and c.row.get(person):
+                residents.add(self.resident_key_of(str(c.row[person])))
+        for chunk in _chunks(list(residents)):
+            for key, born, ward in self.connection.execute(
+                select(VAULT.c.resident_key, VAULT.c.date_of_birth, VAULT.c.ward).where(
+                    VAULT.c.resident_key.in_(chunk)
+                )
             ):
-                self.vault[entry.resident_key] = entry
+                self.vault[key] = (born, ward)
 
-    def vault_entry(self, key: str) -> VaultEntry | None:
-        if key not in self.vault:
-            self.load_vault({key})
-        return self.vault[key]
+    def accept(
+        self, checked: CheckedChange, event_id: uuid.UUID, source: str, traceparent: str | None
+    ) -> None:
+        """Take one change: publish it pseudonymised, or park it until its resident is known."""
+        change, record_key, row = checked.change, checked.record_key, checked.row
+        event_key = str(event_id)
+        if event_key in self.seen:
+            self.outcome.duplicates += 1
+            return
+        table = self.mapping.tables[change.table]
+        person_ref = row.get(table.person) if row is not None and table.person else None
+        if person_ref:
+            key: str | None = self.resident_key_of(str(person_ref))
+        else:
+            key = self.links.get((change.table, record_key)) or (
+                self.links.get((table.link, record_key)) if table.link else None
+            )
+        if key is None:
+            waiting_for = table.link if (row is not None and table.link) else change.table
+            self.parked_rows.append(
+                {
+                    "waiting_for_table": waiting_for,
+                    "waiting_for_key": record_key,
+                    "source": source,
+                    "change_json": change.model_dump_json(),
+                    "traceparent": traceparent,
+                    "parked_at": datetime.now(UTC),
+                }
+            )
+            self.parked_waiting.add((waiting_for, record_key))
+            self.outcome.parked += 1
+            return
+
+        self.seen.add(event_key)
+        if row is not None:
+            vault_fields = self.mapping.vault_fields(change.table, row)
+            if vault_fields and table.person:
+                self.keep_in_vault(key, str(person_ref), vault_fields)
+            if self.links.get((change.table, record_key)) != key:
+                self.links[(change.table, record_key)] = key
+                self.link_writes[(change.table, record_key)] = key
+        born, ward = self.vault.get(key, (None, None))
+        on = change.occurred_at.date()
+        event = ResidentEventRecorded(
+            event_id=event_id,
+            occurred_at=change.occurred_at,
+            resident_key=key,
+            source=source,
+            table=change.table,
+            # A row keyed by the person reference is published under the resident key instead.
+            record_key=key if table.key == [table.person] else record_key,
+            change=change.op,
+            attributes=self.mapping.public_attributes(change.table, row, on) if row else {},
+            age_band=_age_band(born, on),
+            ward=ward,
+        )
+        self.outbox_rows.append(outbox_row(RESIDENT_EVENTS.name, event, traceparent))
+        self.outcome.accepted += 1
+        if row is not None and (change.table, record_key) in self.parked_waiting:
+            self.release_parked(change.table, record_key)
+
+    def keep_in_vault(self, key: str, person_ref: str, fields: dict[str, Any]) -> None:
+        """The newest personal details win; the columns a change does not carry are kept."""
+        pending = self.vault_writes.get(key)
+        if pending is None:
+            self.vault_writes[key] = {"resident_key": key, "person_ref": person_ref, **fields}
+        else:
+            pending.update(fields)
+        born, ward = self.vault.get(key, (None, None))
+        self.vault[key] = (
+            fields.get("date_of_birth", born),
+            fields.get("ward", ward),
+        )
+
+    def release_parked(self, table: str, record_key: str) -> None:
+        """The resident of changes parked for this row is known now: take them, oldest
+        first (those in the database, then those parked earlier in this batch)."""
+        self.parked_waiting.discard((table, record_key))
+        waiting: list[tuple[str, str, str | None]] = []
+        for parked_id, source, change_json, traceparent in self.connection.execute(
+            select(PARKED.c.id, PARKED.c.source, PARKED.c.change_json, PARKED.c.traceparent)
+            .where(PARKED.c.waiting_for_table == table, PARKED.c.waiting_for_key == record_key)
+            .order_by(PARKED.c.id)
+        ):
+            if parked_id not in self.released_parked_ids:
+                self.released_parked_ids.add(parked_id)
+                waiting.append((source, change_json, traceparent))
+        still_parked = []
+        for parked in self.parked_rows:
+            if (parked["waiting_for_table"], parked["waiting_for_key"]) == (table, record_key):
+                waiting.append((parked["source"], parked["change_json"], parked["traceparent"]))
+            else:
+                still_parked.append(parked)
+        self.parked_rows = still_parked
+        for source, change_json, traceparent in waiting:
+            change = SourceChange.model_validate_json(change_json)
+            self.accept(
+                check_change(change, self.mapping),
+                event_id_for(source, change.source_event_id),
+                source,
+                traceparent,
+            )
+            self.outcome.replayed += 1
 
     def write(self) -> None:
-        """Everything gathered, inserted set-wise (executemany), then committed.
+        """Everything gathered, inserted set-wise (executemany).
 
         Requests run concurrently, so another may have written the same link, vault entry
         or event since this one looked: links and vault entries are upserts (the newer
         change wins), and an event already in the outbox is left as it is (a duplicate)."""
-        if self.new_links:
-            self.session.execute(
-                _upsert(RecordLink, ["table_name", "record_key"], ["resident_key"], self.session),
+        dialect = self.connection.dialect.name
+        if self.link_writes:
+            self.connection.execute(
+                _upsert(dialect, LINKS, ["table_name", "record_key"], ["resident_key"]),
                 [
                     {"table_name": t, "record_key": k, "resident_key": r}
-                    for (t, k), r in self.new_links.items()
+                    for (t, k), r in self.link_writes.items()
                 ],
             )
-        for (table, record_key), resident in self.moved_links.items():
-            self.session.execute(
-                update(RecordLink)
-                .where(
-                    col(RecordLink.table_name) == table, col(RecordLink.record_key) == record_key
-                )
-                .values(resident_key=resident)
-            )
-        if self.new_vault:
+        if self.vault_writes:
             now = datetime.now(UTC)
-            rows = [{**row, "updated_at": now} for row in self.new_vault.values()]
-            updated = sorted({column for row in rows for column in row} - {"resident_key"})
-            self.session.execute(_upsert(VaultEntry, ["resident_key"], updated, self.session), rows)
+            # One statement per set of columns: a statement's rows must all carry the same.
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for entry in self.vault_writes.values():
+                by_columns.setdefault(tuple(sorted(entry)), []).append({**entry, "updated_at": now})
+            for columns, rows in by_columns.items():
+                # The person reference is kept as first seen: the resident key is made from it.
+                updated = [c for c in columns if c not in ("resident_key", "person_ref")]
+                statement = _upsert(dialect, VAULT, ["resident_key"], [*updated, "updated_at"])
+                self.connection.execute(statement, rows)
+        if self.parked_rows:
+            self.connection.execute(insert(PARKED), self.parked_rows)
+        for chunk in _chunks(sorted(self.released_parked_ids)):
+            self.connection.execute(delete(PARKED).where(PARKED.c.id.in_(chunk)))
         if self.outbox_rows:
-            self.session.execute(
-                _upsert(OutboxEntry, ["event_id"], [], self.session), self.outbox_rows
-            )
-        self.session.commit()
+            self.connection.execute(_upsert(dialect, OUTBOX, ["event_id"], []), self.outbox_rows)
 
 
-def _upsert(model: Any, keys: list[str], updated: list[str], session: Session) -> Any:
+def _upsert(dialect: str, table: Table, keys: list[str], updated: list[str]) -> Any:
     """INSERT … ON CONFLICT for SQLite and PostgreSQL alike: update `updated`, or (with
     none) leave the existing row as it is."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement: Any = dialect.insert(model)
+    statement: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     if not updated:
         return statement.on_conflict_do_nothing(index_elements=keys)
     return statement.on_conflict_do_update(
         index_elements=keys, set_={column: statement.excluded[column] for column in updated}
     )
+
+
+def _by_table(pairs: set[tuple[str, str]]) -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {}
+    for table_name, record_key in sorted(pairs):
+        keys.setdefault(table_name, []).append(record_key)
+    return keys
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
@@ -249,166 +403,29 @@ def _chunks(items: list[Any]) -> Iterable[list[Any]]:
 
 def accept_changes(
     engine: Engine,
-    changes: list[SourceChange],
+    changes: Sequence[SourceChange | CheckedChange],
     *,
     source: str,
     pseudonym_key: str,
     traceparent: str | None,
     mapping: SourceMapping,
 ) -> Outcome:
-    """Accept checked changes in one transaction; nothing is acknowledged before commit."""
-    outcome = Outcome()
-    with Session(engine) as session, session.no_autoflush:
-        batch = _Batch(session, changes, source)
-        pairs = {(c.table, mapping.validate_key(c.table, c.record)) for c in changes}
-        link_pairs = pairs | {
-            (mapping.tables[t].link or t, k) for t, k in pairs if mapping.tables[t].link
-        }
-        batch.load_links(link_pairs)
-        batch.load_parked(pairs)
-        people = {
-            c.record[mapping.tables[c.table].person]  # type: ignore[index]
-            for c in changes
-            if mapping.tables[c.table].person and c.record.get(mapping.tables[c.table].person)  # type: ignore[arg-type]
-        }
-        batch.load_vault(
-            {resident_key(str(p), pseudonym_key) for p in people} | set(batch.links.values())
-        )
-        for change, event_id in zip(changes, batch.event_ids, strict=True):
-            _accept_one(
-                batch, change, event_id, source, pseudonym_key, traceparent, mapping, outcome
-            )
+    """Accept changes (checked already, or checked here: InvalidRow names a bad one) in one
+    transaction; nothing is acknowledged before commit."""
+    checked = [c if isinstance(c, CheckedChange) else check_change(c, mapping) for c in changes]
+    event_ids = [event_id_for(source, c.change.source_event_id) for c in checked]
+    traceparent = traceparent or current_traceparent()
+    with engine.begin() as connection:
+        batch = _Batch(connection, pseudonym_key, mapping)
+        batch.load(checked, [str(event_id) for event_id in event_ids])
+        for change, event_id in zip(checked, event_ids, strict=True):
+            batch.accept(change, event_id, source, traceparent)
         batch.write()
-    return outcome
-
-
-def _accept_one(
-    batch: _Batch,
-    change: SourceChange,
-    event_id: str,
-    source: str,
-    pseudonym_key: str,
-    traceparent: str | None,
-    mapping: SourceMapping,
-    outcome: Outcome,
-) -> None:
-    if event_id in batch.seen:
-        outcome.duplicates += 1
-        return
-    table = mapping.tables[change.table]
-    record_key, row = _checked_row(change, mapping)
-    person_ref = row.get(table.person) if row is not None and table.person else None
-    if person_ref:
-        key: str | None = resident_key(str(person_ref), pseudonym_key)
-    else:
-        key = batch.links.get((change.table, record_key)) or (
-            batch.links.get((table.link, record_key)) if table.link else None
-        )
-    if key is None:
-        waiting_for = table.link if (row is not None and table.link) else change.table
-        batch.session.add(
-            ParkedChange(
-                waiting_for_table=waiting_for,
-                waiting_for_key=record_key,
-                source=source,
-                change_json=change.model_dump_json(),
-                traceparent=traceparent,
-            )
-        )
-        batch.parked_waiting.add((waiting_for, record_key))
-        outcome.parked += 1
-        return
-
-    batch.seen.add(event_id)
-    if row is not None:
-        vault_fields = mapping.vault_fields(change.table, row)
-        if vault_fields and table.person:
-            _keep_in_vault(batch, key, str(person_ref), vault_fields)
-        _link(batch, change.table, record_key, key)
-    vault = batch.vault_entry(key)
-    on = change.occurred_at.date()
-    event = ResidentEventRecorded(
-        event_id=uuid.UUID(event_id),
-        occurred_at=change.occurred_at,
-        resident_key=key,
-        source=source,
-        table=change.table,
-        # A row keyed by the person reference is published under the resident key instead.
-        record_key=key if table.key == [table.person] else record_key,
-        change=change.op,
-        attributes=mapping.public_attributes(change.table, row, on) if row else {},
-        age_band=_age_band(vault.date_of_birth if vault else None, on),
-        ward=vault.ward if vault else None,
-    )
-    batch.outbox_rows.append(outbox_row(RESIDENT_EVENTS.name, event, traceparent))
-    outcome.accepted += 1
-    if row is not None and (change.table, record_key) in batch.parked_waiting:
-        _replay_parked(batch, change.table, record_key, pseudonym_key, mapping, outcome)
+    return batch.outcome
 
 
 def _age_band(born: date | None, on: date) -> str | None:
     return age_band(years_between(born, on)) if born else None
-
-
-def _link(batch: _Batch, table: str, record_key: str, key: str) -> None:
-    known = batch.links.get((table, record_key))
-    if known is None:
-        batch.new_links[(table, record_key)] = key
-    elif known != key and (table, record_key) not in batch.new_links:
-        batch.moved_links[(table, record_key)] = key
-    elif known != key:
-        batch.new_links[(table, record_key)] = key
-    batch.links[(table, record_key)] = key
-
-
-def _keep_in_vault(batch: _Batch, key: str, person_ref: str, fields: dict[str, Any]) -> None:
-    entry = batch.vault_entry(key)
-    if entry is None:
-        # A new resident: inserted with the batch (building an ORM object per row is what
-        # made this path slow); held meanwhile as a plain, unattached entry.
-        batch.new_vault[key] = {"resident_key": key, "person_ref": person_ref, **fields}
-        batch.vault[key] = VaultEntry.model_construct(**batch.new_vault[key])
-        return
-    if key in batch.new_vault:
-        batch.new_vault[key].update(fields)
-        batch.vault[key] = VaultEntry.model_construct(**batch.new_vault[key])
-        return
-    for name, value in fields.items():
-        setattr(entry, name, value)
-    entry.updated_at = datetime.now(UTC)
-    batch.session.add(entry)
-
-
-def _replay_parked(
-    batch: _Batch,
-    table: str,
-    record_key: str,
-    pseudonym_key: str,
-    mapping: SourceMapping,
-    outcome: Outcome,
-) -> None:
-    batch.session.flush()
-    waiting = batch.session.exec(
-        select(ParkedChange)
-        .where(ParkedChange.waiting_for_table == table, ParkedChange.waiting_for_key == record_key)
-        .order_by(col(ParkedChange.id))
-    ).all()
-    batch.parked_waiting.discard((table, record_key))
-    for parked in waiting:
-        batch.session.delete(parked)
-        change = SourceChange.model_validate_json(parked.change_json)
-        event_id = str(event_id_for(parked.source, change.source_event_id))
-        _accept_one(
-            batch,
-            change,
-            event_id,
-            parked.source,
-            pseudonym_key,
-            parked.traceparent,
-            mapping,
-            outcome,
-        )
-        outcome.replayed += 1
 
 
 def record_approval(engine: Engine, task: TaskChanged) -> None:
