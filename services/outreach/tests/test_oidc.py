@@ -298,9 +298,11 @@ def test_a_person_signs_in_with_the_role_their_group_maps_to(
     assert {"state", "nonce", "code_challenge"} <= set(query)
     assert "openid" in query["scope"][0].split()
 
-    response = come_back(client, at_provider(authorize))
+    callback = at_provider(authorize)
+    response = come_back(client, callback)
     assert response.status_code == 303, response.text
     assert response.headers["location"] == landing
+    assert come_back(client, callback).status_code == 400  # a state is good for one return
     cookie = next(c for c in response.headers.get_list("set-cookie") if "outreach_session=" in c)
     assert "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower()
@@ -360,8 +362,9 @@ def test_a_return_with_another_state_is_refused(oidc_app, person):
     response = come_back(client, forged)
     assert response.status_code == 400
     assert "outreach_session=" not in response.headers.get("set-cookie", "")
-    # The code was never exchanged: the provider saw no token request at all.
-    assert person.token_errors == []
+    # The code was never exchanged: it is still unused at the provider.
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    assert not person.grants[code].used
 
 
 def test_a_return_in_another_browser_is_refused(oidc_app, person):
@@ -408,8 +411,20 @@ def test_an_id_token_signed_with_another_key_is_refused(oidc_app, person):
     assert client.get("/officer/tasks", follow_redirects=False).status_code == 303
 
 
-def test_the_code_is_exchanged_with_the_pkce_verifier_and_client_secret(tmp_path, provider, person):
-    """A client with the wrong secret is refused by the provider, and so is the sign-in."""
+def test_a_code_is_only_exchanged_with_the_verifier_for_its_challenge(oidc_app, person):
+    """What an attacker who stole the code (but not this browser's verifier) would get."""
+    person.person["groups"] = ["PS-Officers"]
+    client = TestClient(oidc_app)
+    callback = at_provider(start_sign_in(client))
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    verifier = secrets.token_urlsafe(48)
+    person.grants[code].code_challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
+    assert come_back(client, callback).status_code == 401
+    assert person.token_errors == ["invalid_grant"]
+
+
+def test_a_client_with_the_wrong_secret_cannot_exchange_the_code(tmp_path, provider, person):
+    """The provider refuses the client, and so the sign-in is refused."""
     provider.redirect_uris.add(f"{APP_URL}/officer/login/oidc/callback")
     settings = oidc_settings(tmp_path, provider, outreach_url=APP_URL)
     settings.oidc_client_secret = "not-the-secret"

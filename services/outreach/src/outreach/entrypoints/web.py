@@ -84,11 +84,11 @@ def _login_page(request: Request, status_code: int = 200, **values: Any) -> Resp
 
 def too_many_attempts(request: Request, wait: TooManyAttempts, **values: Any) -> Response:
     """429, saying when to try again (in words and in Retry-After)."""
+    error = {"text": wait.message}
+    if request.app.state.settings.password_login:
+        error["href"] = "#username"
     response = _login_page(
-        request,
-        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-        errors=[{"text": wait.message, "href": "#username"}],
-        **values,
+        request, status_code=status.HTTP_429_TOO_MANY_REQUESTS, errors=[error], **values
     )
     response.headers["Retry-After"] = str(wait.retry_after_s)
     return response
