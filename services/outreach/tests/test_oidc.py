@@ -456,9 +456,10 @@ def test_signing_out_ends_the_session_here_and_at_the_provider(oidc_app, person)
 def test_the_discovered_issuer_must_be_the_one_configured(tmp_path, provider, person):
     settings = oidc_settings(tmp_path, provider, outreach_url=APP_URL)
     settings.oidc_issuer = provider.url + "/"  # the document names it without the slash
-    client = TestClient(create_app(settings))
+    client = TestClient(create_app(settings), headers={"accept": "text/html"})
     response = client.get("/officer/login/oidc", follow_redirects=False)
     assert response.status_code == 503
+    assert "because of a set-up problem" in response.text
 
 
 def test_an_unreachable_provider_gets_a_plain_page(tmp_path):

@@ -43,6 +43,10 @@ FLOW_MAX_AGE_S = 600
 ROLE_ORDER = ("admin", "team_lead", "officer", "ops")
 
 
+class ProviderMisconfigured(Exception):
+    """The provider's published settings do not match ours: an administrator must look."""
+
+
 class IdentityProvider:
     """The council's identity provider, as Authlib's Starlette client sees it."""
 
@@ -76,7 +80,7 @@ class IdentityProvider:
         # OpenID Connect Discovery §4.3: the document must name the issuer we asked.
         if metadata.get("issuer") != self.settings.oidc_issuer:
             self.client.server_metadata.clear()
-            raise ValueError("The discovery document names a different issuer.")
+            raise ProviderMisconfigured("The discovery document names a different issuer.")
         return metadata
 
     def role_of(self, claims: dict[str, Any]) -> str | None:
@@ -96,7 +100,7 @@ class IdentityProvider:
         too (RP-Initiated Logout), or None when the provider offers no such page."""
         try:
             metadata = await self.metadata()
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError, ProviderMisconfigured):
             return None
         if not metadata.get("end_session_endpoint"):
             return None
@@ -118,6 +122,15 @@ def _provider(request: Request) -> IdentityProvider:
     return provider
 
 
+def _misconfigured(error: ProviderMisconfigured) -> HTTPException:
+    log.error("Identity provider refused as misconfigured: %s", error)
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "Signing in with a council account is not working because of a set-up problem. "
+        "Tell your administrator.",
+    )
+
+
 def _not_answering() -> HTTPException:
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -134,6 +147,8 @@ async def start(request: Request, next: str = "/officer/tasks") -> Response:
         redirect: Response = await provider.client.authorize_redirect(
             request, public_base_url(request) + CALLBACK_PATH
         )
+    except ProviderMisconfigured as error:
+        raise _misconfigured(error) from error
     except (httpx.HTTPError, ValueError) as error:
         log.warning("Identity provider discovery failed: %s", type(error).__name__)
         raise _not_answering() from error
@@ -155,6 +170,8 @@ async def callback(request: Request) -> Response:
         token = await provider.client.authorize_access_token(
             request, claims_options=provider.claims_options
         )
+    except ProviderMisconfigured as error:
+        raise _misconfigured(error) from error
     except MismatchingStateError as error:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
