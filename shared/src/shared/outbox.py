@@ -10,6 +10,7 @@ the piece that lets the embedded stack lose nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from shared import metrics
 from shared.codec import encode, message_key
 from shared.kafka import ensure_topics, make_producer
 from shared.telemetry import context_from_headers, headers_from_context
-from shared.topics import ALL_TOPICS
+from shared.topics import ALL_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("shared.outbox")
@@ -90,6 +91,11 @@ class OutboxRelay:
     they have gone, it recreates them and publishes again everything it published within
     `replay_window_s`. Consumers are idempotent on event_id, so a repeat is harmless,
     whereas a silent gap would not be.
+
+    The shared topics alone cannot tell it: after a restart, the first service back
+    recreates them, and every other relay would find them present. So each outbox also
+    keeps a topic of its own (`marker`, named from its database): when that is missing, the
+    broker has forgotten what this relay published.
     """
 
     def __init__(
@@ -109,6 +115,7 @@ class OutboxRelay:
         self.published = 0
         self.republished = 0
         self._topics_checked_at = 0.0
+        self.marker = Topic(_marker_name(engine), 1, description="This outbox's broker check")
 
     def pending(self) -> int:
         with Session(self.engine) as session:
@@ -121,7 +128,7 @@ class OutboxRelay:
     async def run(self, stopping: asyncio.Event) -> None:
         # Topics that had to be made now mean a broker that lost them (or a first start,
         # when there is nothing recent to send again).
-        if await ensure_topics(self.bootstrap):
+        if await ensure_topics(self.bootstrap, (*ALL_TOPICS, self.marker)):
             await self._republish_recent("the broker had no topics when the relay started")
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         producer = make_producer(self.bootstrap)
@@ -148,10 +155,10 @@ class OutboxRelay:
             return
         self._topics_checked_at = now
         existing = set(await admin.list_topics())
-        missing = [t.name for t in ALL_TOPICS if t.name not in existing]
+        missing = [t.name for t in (*ALL_TOPICS, self.marker) if t.name not in existing]
         if not missing:
             return
-        await ensure_topics(self.bootstrap)
+        await ensure_topics(self.bootstrap, (*ALL_TOPICS, self.marker))
         await self._republish_recent(f"the broker has lost topics {', '.join(missing)}")
 
     async def _republish_recent(self, why: str) -> None:
@@ -222,3 +229,9 @@ class OutboxRelay:
                 .values(published_at=datetime.now(UTC))
             )
             session.commit()
+
+
+def _marker_name(engine: Engine) -> str:
+    """One name per outbox database; replicas sharing a database share their outbox too."""
+    where = engine.url.render_as_string(hide_password=True)
+    return f"proactive.outbox-relay.{hashlib.sha256(where.encode()).hexdigest()[:16]}"
