@@ -162,6 +162,7 @@ class SteadyStream:
         self.interval_s = batch_size / rate
         self.counts = StreamCounts()
         self.allowance = 0
+        self.approving = True
         self.errors: Counter[str] = Counter()
         self._approved_at = 0.0
         self._stop = threading.Event()
@@ -205,7 +206,7 @@ class SteadyStream:
                         self.allowance -= len(batch)
                         self.counts.batches_sent += 1
                         self.counts.events_sent += len(batch)
-                if time.monotonic() - self._approved_at >= 1.0:
+                if self.approving and time.monotonic() - self._approved_at >= 1.0:
                     self.approve(client)
                 self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
@@ -436,12 +437,17 @@ class FaultRun:
             share = number / len(faults)
             self.stream.allow(per_phase if number < len(faults) else self.stream.remaining)
             budget = self.stream.allowance
+            # Proposed tasks wait for the outage, so that their letters go out during it.
+            self.stream.approving = not fault.name.startswith("Notify")
             # The fault lands mid-stream: a third of this phase's changes are in.
             self._wait_for(lambda budget=budget: self._sent_share(budget) >= 1 / 3)  # type: ignore[misc]
             self.report(f"{fault.name}: injected", share)
             injected_at = time.monotonic()
             fault.inject()
             self.injected.append((fault.name, fault.what))
+            if not self.stream.approving:
+                time.sleep(1.0)
+                self.stream.approving = True
             time.sleep(fault.hold_s)
             self.report(f"{fault.name}: recovering", share)
             fault.recover()
@@ -546,17 +552,29 @@ class FaultRun:
             f"WHERE topic = '{RESIDENT_EVENTS.name}'",
         )
         result.accepted = len(accepted)
-        result.published = sum(1 for _, _, published in accepted if published)
+        marked_published = sum(1 for _, _, published in accepted if published)
         result.rejected = int(pg.query("ingest", "SELECT count(*) FROM rejection")[0][0])
         result.parked = int(pg.query("ingest", "SELECT count(*) FROM parkedchange")[0][0])
         topics = asyncio.run(read_topics(f"127.0.0.1:{self.stack.ports.broker}"))
         on_topic = {json.loads(value)["event_id"] for value in topics.get(RESIDENT_EVENTS.name, [])}
         result.on_topic = len(on_topic)
+        # Published means on the topic now: a broker that forgot records must have had them
+        # published again from the outbox.
+        result.published = len(on_topic & {event_id for event_id, _, _ in accepted})
+        if marked_published < result.accepted:
+            result.problems.append(
+                f"{result.accepted - marked_published} accepted changes still in ingest's outbox"
+            )
         result.on_topics = {topic: len(values) for topic, values in sorted(topics.items())}
         result.dead_lettered = len(topics.get(RESIDENT_EVENTS_DEAD_LETTERS.name, []))
-        result.scores = len(
-            {json.loads(value)["event_id"] for value in topics.get(RISK_SCORES.name, [])}
-        )
+        scores = [json.loads(value) for value in topics.get(RISK_SCORES.name, [])]
+        result.scores = len({score["event_id"] for score in scores})
+        known = {row[0] for row in pg.query("outreach", "SELECT resident_key FROM scoredresident")}
+        unseen = {score["resident_key"] for score in scores} - known
+        if unseen:
+            result.problems.append(
+                f"{len(unseen)} residents with scores on {RISK_SCORES.name} that outreach never saw"
+            )
         # Scoring: every accepted change is in its resident's state (the ids it has seen).
         by_resident: dict[str, set[str]] = {}
         for event_id, resident_key, _ in accepted:
