@@ -19,8 +19,16 @@ from outreach.adapters.store import AuditEntry, TaskNote, TaskPublic
 from outreach.adapters.users import authenticate
 from outreach.domain.lifecycle import TransitionNotAllowed
 from outreach.entrypoints.security import Caller, api_caller, client_address
+from shared.service import error_responses
 
-router = APIRouter(prefix="/v1", tags=["officer API"])
+# Every route here needs a token (but /token, which gives one), and a role allowed to call it.
+router = APIRouter(prefix="/v1", tags=["officer API"], responses=error_responses(401, 403))
+# A body that is not JSON; a task that does not exist; for moves, one whose status does not
+# allow this move.
+ABOUT_A_TASK = error_responses(400, 404)
+MOVES_A_TASK = error_responses(400, 404, 409)
+# Some text that is not only spaces.
+SOME_TEXT = r"\S"
 T = TypeVar("T")
 RESIDENT_KEY = r"^r_[0-9a-f]{32}$"
 
@@ -48,10 +56,15 @@ class Token(BaseModel):
 @router.post(
     "/token",
     response_model=Token,
-    responses={429: {"description": "Too many failed sign-ins: wait, then try again"}},
+    responses={
+        **error_responses(400, 404),
+        429: {"description": "Too many failed sign-ins: wait, then try again"},
+    },
 )
 async def token(
-    request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()]
+    request: Request,
+    username: Annotated[str, Form(min_length=1, max_length=200)],
+    password: Annotated[str, Form(min_length=1, max_length=1000)],
 ) -> Token:
     """Exchange a development user's name and password for a bearer token (dev only;
     production signs in through the council's identity provider)."""
@@ -112,7 +125,7 @@ class TaskView(BaseModel):
     )
 
 
-@router.get("/tasks/{task_id}", response_model=TaskView)
+@router.get("/tasks/{task_id}", response_model=TaskView, responses=ABOUT_A_TASK)
 async def task(
     task_id: uuid.UUID,
     request: Request,
@@ -138,7 +151,7 @@ class Approval(BaseModel):
     )
 
 
-@router.post("/tasks/{task_id}/approve", response_model=TaskPublic)
+@router.post("/tasks/{task_id}/approve", response_model=TaskPublic, responses=MOVES_A_TASK)
 async def approve(
     task_id: uuid.UUID,
     request: Request,
@@ -157,10 +170,10 @@ async def approve(
 
 
 class WithReason(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=500, pattern=SOME_TEXT)
 
 
-@router.post("/tasks/{task_id}/reject", response_model=TaskPublic)
+@router.post("/tasks/{task_id}/reject", response_model=TaskPublic, responses=MOVES_A_TASK)
 async def reject(
     task_id: uuid.UUID,
     body: WithReason,
@@ -176,7 +189,7 @@ class Assignment(BaseModel):
     officer: str = Field(min_length=1, max_length=64)
 
 
-@router.post("/tasks/{task_id}/assign", response_model=TaskPublic)
+@router.post("/tasks/{task_id}/assign", response_model=TaskPublic, responses=ABOUT_A_TASK)
 async def assign(
     task_id: uuid.UUID,
     body: Assignment,
@@ -190,7 +203,11 @@ class Note(BaseModel):
     text: str = Field("", max_length=2000)
 
 
-@router.post("/tasks/{task_id}/contact", response_model=TaskPublic)
+class NewNote(BaseModel):
+    text: str = Field(min_length=1, max_length=2000, pattern=SOME_TEXT)
+
+
+@router.post("/tasks/{task_id}/contact", response_model=TaskPublic, responses=MOVES_A_TASK)
 async def contact(
     task_id: uuid.UUID,
     body: Note,
@@ -206,7 +223,7 @@ class Outcome(BaseModel):
     note: str = Field("", max_length=2000)
 
 
-@router.post("/tasks/{task_id}/outcome", response_model=TaskPublic)
+@router.post("/tasks/{task_id}/outcome", response_model=TaskPublic, responses=MOVES_A_TASK)
 async def outcome(
     task_id: uuid.UUID,
     body: Outcome,
@@ -218,7 +235,7 @@ async def outcome(
     )
 
 
-@router.post("/tasks/{task_id}/close", response_model=TaskPublic)
+@router.post("/tasks/{task_id}/close", response_model=TaskPublic, responses=MOVES_A_TASK)
 async def close(
     task_id: uuid.UUID,
     body: WithReason,
@@ -228,15 +245,13 @@ async def close(
     return await _run(request, handlers.close_task, task_id, caller.name, body.reason)
 
 
-@router.post("/tasks/{task_id}/notes", response_model=TaskPublic)
+@router.post("/tasks/{task_id}/notes", response_model=TaskPublic, responses=ABOUT_A_TASK)
 async def note(
     task_id: uuid.UUID,
-    body: Note,
+    body: NewNote,
     request: Request,
     caller: Caller = api_caller("tasks:note"),
 ) -> Any:
-    if not body.text.strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "A note needs some text.")
     return await _run(request, handlers.add_note, task_id, caller.name, body.text)
 
 
@@ -268,7 +283,11 @@ class Flag(BaseModel):
     source: str = Field(min_length=1, max_length=64)
 
 
-@router.post("/residents/{resident_key}/flags", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/residents/{resident_key}/flags",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400),
+)
 async def flag(
     resident_key: Annotated[str, Path(pattern=RESIDENT_KEY)],
     body: Flag,

@@ -15,6 +15,7 @@ from outreach.domain.fairness import MEASURE_LABELS, MEASURES, alarm_summary, fa
 from outreach.domain.policy import Policy
 from outreach.entrypoints.security import Caller, api_caller, page_user
 from outreach.entrypoints.templating import page_context
+from shared.service import error_responses
 
 router = APIRouter()
 DIMENSION_LABELS = {
@@ -61,14 +62,14 @@ async def fairness_page(request: Request, user: Caller = page_user("fairness:vie
     )
 
 
-@router.get("/v1/fairness", tags=["fairness"])
+@router.get("/v1/fairness", tags=["fairness"], responses=error_responses(401, 403))
 async def fairness(request: Request, _: Caller = api_caller("fairness:view")) -> dict[str, Any]:
     """Selection, approval, contact and support-offered rates by age band and ward, each
     with its ratio to the borough-wide rate, and the alarms the policy's thresholds raise."""
     return await asyncio.to_thread(_report, request)
 
 
-@router.get("/v1/fairness/alarms", tags=["fairness"])
+@router.get("/v1/fairness/alarms", tags=["fairness"], responses=error_responses(401, 403))
 async def fairness_alarms(
     request: Request, _: Caller = api_caller("fairness:alarms")
 ) -> dict[str, Any]:
