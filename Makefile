@@ -53,6 +53,11 @@ audit:
 		--disable-pip --progress-spinner off --format json -o $(AUDIT_REPORT)
 	python3 .ci/fixable_vulnerabilities.py $(AUDIT_REPORT)
 
+# The whole-stack fault-injection run, quick variant (a few minutes): part of `make test`
+# too, since it lives under tests/. `proactive faults --out RELIABILITY.md` is the full run.
+test-faults: setup
+	.venv/bin/pytest -q -p no:cacheprovider --timeout=600 tests/faults
+
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .

@@ -275,8 +275,8 @@ class FaultRun:
         self.work_dir = work_dir
         self.quick = quick
         self.seed = seed
-        self.events = 600 if quick else 2000
-        self.rate = 100.0 if quick else 80.0
+        self.events = 600 if quick else 1500
+        self.rate = 100.0
         self.settle_timeout_s = 60.0 if quick else 90.0
         self.report = progress or (lambda _message, _share: None)
         self.postgres = PrivatePostgres(Path(tempfile.mkdtemp(prefix="proactive-faults-pg-")))
@@ -328,8 +328,8 @@ class FaultRun:
     # The faults.
 
     def faults(self) -> list[Fault]:
-        hold = 2.0 if self.quick else 4.0
-        outage = 8.0 if self.quick else 15.0
+        hold = 2.0 if self.quick else 3.0
+        outage = 8.0 if self.quick else 12.0
         listed = [
             Fault(
                 f"kill -9 {service}",

@@ -7,7 +7,6 @@ A plain function with typer annotations; `proactive.cli` registers it with
 from __future__ import annotations
 
 import json
-import shlex
 import signal
 import sys
 from datetime import UTC, datetime
@@ -125,7 +124,6 @@ def reliability_markdown(
     run: FaultRun, summary: dict[str, Any], started_at: datetime, quick: bool
 ) -> str:
     command = "proactive faults" + (" --quick" if quick else "") + " --out RELIABILITY.md"
-    argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
     lines = [
         "# Reliability: the fault-injection run",
         "",
@@ -134,8 +132,7 @@ def reliability_markdown(
         "stack one at a time, and what the reconciliation after each found.",
         "",
         f"- Command: `{command}` (from the repository root, after `make setup`; `make test-faults`",
-        "  runs the shorter `--quick` variant in CI)"
-        + (f"; this run: `proactive {argv}`" if argv else ""),
+        "  runs the shorter `--quick` variant, which CI runs as part of `make test`)",
         f"- Date: {started_at.strftime('%Y-%m-%d %H:%M UTC')}, {summary['elapsed_s']} s",
         f"- Machine: {machine()}",
         "- Stack: the embedded Tansu broker; ingest, outreach and notify on a private PostgreSQL 15",
@@ -190,6 +187,19 @@ def reliability_markdown(
         "- *letters*: rows in notify's letter table; a second letter for one task, or a second",
         "  letter with one reference taken by GOV.UK Notify, is a duplicate. Every approved task",
         "  must have its letter.",
+        "",
+        "## What the run found, and its limits",
+        "",
+        "- Fixed: after a broker restart the first service back recreated the shared topics and",
+        "  the other relays saw nothing missing, so ingest's outbox did not publish again what",
+        "  the broker had forgotten. Each outbox now keeps a marker topic of its own",
+        "  (`shared/outbox.py`; test: `tests/faults/test_outbox_after_broker_restart.py`).",
+        "- Scoring has no outbox: scores the broker forgot before outreach read them are not",
+        "  published again (events that arrive later re-score the resident). The run checks that",
+        "  every resident with a score on the topic is known to outreach, not that no score was",
+        "  forgotten by the broker.",
+        "- The embedded broker keeps everything in memory; with Apache Kafka (production) a",
+        "  broker restart loses nothing and the replay is not needed.",
         "",
     ]
     return "\n".join(lines)
