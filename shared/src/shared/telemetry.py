@@ -9,6 +9,7 @@ send (the only injector), and consumers read it with `context_from_headers`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.util import ns_to_iso_str
 from sqlalchemy.engine import Engine
 
 KafkaHeaders = Sequence[tuple[str, bytes]]
@@ -28,7 +30,34 @@ _configured: TracerProvider | None = None
 
 
 def _span_as_json_line(span: ReadableSpan) -> str:
-    return span.to_json(indent=None) + os.linesep
+    """`span.to_json(indent=None)` on one line, the same text, in about half the time: the
+    SDK writes the resource (the same for every span of a process) out with the pure-Python
+    indenting encoder and reads it back for each span, which was most of the cost at
+    thousands of spans a second (one per event the outbox relay sends)."""
+    context = span.context
+    parent = span.parent
+    status = {"status_code": str(span.status.status_code.name)}
+    if span.status.description:
+        status["description"] = span.status.description
+    line = {
+        "name": span.name,
+        "context": ReadableSpan._format_context(context) if context else None,
+        "kind": str(span.kind),
+        "parent_id": f"0x{trace.format_span_id(parent.span_id)}" if parent else None,
+        "start_time": ns_to_iso_str(span.start_time) if span.start_time else None,
+        "end_time": ns_to_iso_str(span.end_time) if span.end_time else None,
+        "status": status,
+        "attributes": ReadableSpan._format_attributes(span.attributes),
+        "events": ReadableSpan._format_events(span.events),
+        "links": ReadableSpan._format_links(span.links),
+        "resource": _resource_as_dict(span.resource),
+    }
+    return json.dumps(line) + os.linesep
+
+
+@functools.lru_cache(maxsize=16)
+def _resource_as_dict(resource: Resource) -> dict[str, Any]:
+    return dict(json.loads(resource.to_json()))
 
 
 class SkipStateChangelogSpans(SpanProcessor):
