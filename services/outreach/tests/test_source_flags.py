@@ -122,6 +122,22 @@ def test_an_open_case_leaves_a_conversation_under_way_open(engine, policy, make_
     assert [t.status for t in tasks_of(engine, score.resident_key)] == ["proposed"]
 
 
+def test_an_open_case_closes_a_task_still_waiting_for_capacity(engine, policy_with, make_score):
+    full = policy_with(teams={"Community independence team": {"weekly_capacity": 0},
+                              "Housing prevention team": {"weekly_capacity": 0}})  # fmt: skip
+    score = make_score()
+    assert handlers.handle_score(engine, score, full) == "held_for_capacity"
+    handlers.handle_source_flags(engine, flags_event(score.resident_key, ["open_case"]), full)
+
+    [task] = tasks_of(engine, score.resident_key)
+    assert (task.status, task.closed_reason) == (
+        "closed",
+        "the resident already has an open case with a council team (from the council's records)",
+    )
+    assert audit_of(engine, score.resident_key)[-1].actor == handlers.SOURCE_SYSTEMS
+    assert handlers.release_held(engine, policy_with()) == 0
+
+
 def test_a_stale_event_cannot_undo_a_newer_one_and_is_audited(engine, policy, make_score):
     key = "r_" + uuid.uuid4().hex
     newer = flags_event(key, [], at=START + timedelta(hours=2))

@@ -565,14 +565,20 @@ def _set_flag(session: Session, resident_key: str, flag: str, source: str, actor
 
 
 def _close_open_tasks(
-    session: Session, resident_key: str, closed_reason: str, audit_reason: str, actor: str
+    session: Session,
+    resident_key: str,
+    closed_reason: str,
+    audit_reason: str,
+    actor: str,
+    statuses: frozenset[str] = OPEN_STATUSES,
 ) -> int:
-    """Close every open task of the resident; each closure is audited and published on
-    outreach.tasks.v1 (a closed task is never sent a letter). Returns how many closed."""
+    """Close every open task of the resident (or those in `statuses`); each closure is
+    audited and published on outreach.tasks.v1 (a closed task is never sent a letter).
+    Returns how many closed."""
     now = now_utc()
     open_tasks = session.exec(
         select(Task).where(
-            Task.resident_key == resident_key, col(Task.status).in_(sorted(OPEN_STATUSES))
+            Task.resident_key == resident_key, col(Task.status).in_(sorted(statuses))
         )
     ).all()
     for task in open_tasks:
@@ -652,6 +658,15 @@ def handle_source_flags(engine: Engine, event: ResidentFlagsChanged, policy: Pol
             _close_open_tasks(
                 session, key, f"{why} (from the council's records)",
                 f"closed because {why}, as the source systems report", SOURCE_SYSTEMS,
+            )  # fmt: skip
+        elif "open_case" in after:
+            # A conversation already under way carries on; a task still waiting for the
+            # team's capacity has reached nobody yet, so it would be a new task: it closes.
+            why = policy.exclusions.flags.get("open_case", "the resident has an open case")
+            _close_open_tasks(
+                session, key, f"{why} (from the council's records)",
+                f"closed before release because {why}, as the source systems report",
+                SOURCE_SYSTEMS, frozenset({"held_for_capacity"}),
             )  # fmt: skip
         session.commit()
         return "changed" if after != before else "unchanged"
