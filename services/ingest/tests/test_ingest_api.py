@@ -112,6 +112,31 @@ def test_an_invalid_event_gets_a_422_naming_the_problem_and_the_rejection_is_kep
     assert b"Ada" not in announced.value  # the reason travels, the personal payload does not
 
 
+def test_a_batch_with_a_bad_change_in_the_middle_keeps_nothing_but_the_refusal(client_for):
+    client, api_key = client_for(cdc_from_kafka=False)
+    batch = [resident_change(a_person()[0], f"mid-{n}-{uuid.uuid4().hex[:6]}") for n in range(5)]
+    batch[2]["record"]["date_of_birth"] = "not a date"
+    with client:
+        response = client.post("/v1/events", json={"events": batch}, headers=bearer(api_key))
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert detail["message"].startswith("1 of 5 events are not valid")
+        [problem] = detail["problems"]
+        assert problem.startswith(f"event 2 ({batch[2]['source_event_id']})")
+        assert "date_of_birth" in problem
+        assert "not a date" not in problem  # the reason names the field, not what was in it
+        stats = client.get("/stats").json()
+        assert (stats["accepted"], stats["rejected"]) == (0, 1)
+        # Once corrected, the whole batch goes in; a change repeated within it counts once.
+        batch[2]["record"]["date_of_birth"] = "1950-05-17"
+        again = client.post(
+            "/v1/events", json={"events": [*batch, batch[0]]}, headers=bearer(api_key)
+        )
+        assert again.status_code == 202, again.text
+        assert again.json() == {"accepted": 5, "duplicates": 1, "parked": 0}
+        assert client.get("/stats").json()["accepted"] == 5
+
+
 def test_keys_sizes_and_rates_are_enforced(client_for):
     client, api_key = client_for(cdc_from_kafka=False, rate_limit="3/minute", max_body_bytes=2000)
     with client:

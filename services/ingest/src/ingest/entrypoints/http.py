@@ -29,11 +29,13 @@ from ingest.adapters.store import (
 from ingest.domain.debezium import envelopes_in
 from ingest.domain.vault import decide_vault_access, display_name
 from ingest.handlers import (
+    CheckedChange,
     Outcome,
     Rejected,
     accept_changes,
     changes_from_cdc,
     check_changes,
+    checked_changes,
     record_rejections,
 )
 from shared.inbound import SourceChange, SourceChangeBatch
@@ -99,7 +101,9 @@ NATIVE_EXAMPLE = {
 }
 
 
-async def _accept(request: Request, changes: list[SourceChange], source: str) -> Outcome:
+async def _accept(
+    request: Request, changes: list[SourceChange] | list[CheckedChange], source: str
+) -> Outcome:
     """Accept checked changes in the request's trace, then wake the outbox relay."""
     outcome = await asyncio.to_thread(
         accept_changes,
@@ -135,7 +139,7 @@ async def post_events(
     """
     changes = payload.events if isinstance(payload, SourceChangeBatch) else [payload]
     mapping = request.app.state.mapping
-    problems = check_changes(changes, mapping)
+    checked, problems = checked_changes(changes, mapping)
     engine = request.app.state.engine
     if problems:
         refused = [
@@ -153,7 +157,7 @@ async def post_events(
                 "problems": list(problems.values()),
             },
         )
-    outcome = await _accept(request, changes, source)
+    outcome = await _accept(request, checked, source)
     return {
         "accepted": outcome.accepted,
         "duplicates": outcome.duplicates,
