@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -12,24 +13,45 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.features import FEATURE_NAMES
-from scoring.handlers import ScoringService
+from scoring.handlers import Outgoing, ScoringService
 from scoring.settings import DEFAULT_MODELS_DIR
-from shared.codec import encode
-from shared.events import RiskScored
+from shared.codec import decode, encode
+from shared.events import ResidentFlagsChanged, RiskScored
+from shared.telemetry import context_from_headers
 
 MODELS = ModelRegistry.load(DEFAULT_MODELS_DIR)
 
 
 class Harness:
+    """The service with a dict for its table and lists for its topics and acknowledgements."""
+
     def __init__(self, **options: Any) -> None:
         self.table: dict[str, Any] = {}
+        self.records: list[Outgoing] = []
         self.published: list[RiskScored] = []
         self.trace_ids: list[int] = []
-        self.service = ScoringService(self.table, MODELS, self._publish, **options)
+        self.acknowledged: list[Any] = []
+        self.fail_next_publish = False
+        self.service = ScoringService(
+            self.table, MODELS, self._publish, acknowledge=self._acknowledge, **options
+        )
 
-    async def _publish(self, score: RiskScored) -> None:
-        self.published.append(score)
-        self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
+    async def _publish(self, records: Sequence[Outgoing]) -> None:
+        if self.fail_next_publish:
+            self.fail_next_publish = False
+            raise ConnectionError("the broker went away")
+        self.records.extend(records)
+        for record in records:
+            if record.topic == "risk.scores.v1":
+                self.published.append(decode(record.value, RiskScored))
+                parent = trace.get_current_span(context_from_headers(record.headers))
+                self.trace_ids.append(parent.get_span_context().trace_id)
+
+    async def _acknowledge(self, receipts: Sequence[Any]) -> None:
+        self.acknowledged.extend(receipts)
+
+    def on(self, topic: str) -> list[Outgoing]:
+        return [record for record in self.records if record.topic == topic]
 
     async def send(self, *events: Any) -> None:
         for event in events:
@@ -154,3 +176,111 @@ async def test_each_score_is_published_in_the_trace_of_the_event_that_triggered_
     assert len(harness.published) == 6
     for score, trace_id in zip(harness.published, harness.trace_ids, strict=True):
         assert trace_id == trace_ids[score.resident_key]
+
+
+@pytest.mark.unit
+async def test_events_are_acknowledged_only_once_their_scores_are_published(
+    harness: Harness, build: ModuleType
+) -> None:
+    history = build.high_risk_history()
+    for n, event in enumerate(history):
+        await harness.service.record(encode(event), receipt=n)
+    assert harness.acknowledged == []  # queued, not yet out
+    harness.fail_next_publish = True
+    with pytest.raises(ConnectionError):
+        await harness.service.flush()
+    assert harness.acknowledged == []  # a failed publish acknowledges nothing
+    assert harness.published == []
+
+
+@pytest.mark.unit
+async def test_a_redelivery_after_a_crash_scores_what_was_never_published(
+    harness: Harness, build: ModuleType
+) -> None:
+    history = build.high_risk_history()
+    await harness.send(*history)
+    # The worker dies here: the state was written, the scores were never published.
+    restarted = Harness(batch_size=1000)
+    restarted.table.update(harness.table)
+    await restarted.send(history[-1])  # Faust redelivers what was not acknowledged
+    assert restarted.service.stats.duplicates_ignored == 1
+    assert await restarted.service.flush() == 3
+    assert restarted.service.stats.rescored_after_redelivery == 1
+    # ...while a redelivery of something already published costs nothing.
+    await restarted.send(history[-1])
+    assert await restarted.service.flush() == 0
+
+
+@pytest.mark.unit
+async def test_an_unreadable_record_is_dead_lettered_with_its_reason_and_acknowledged(
+    harness: Harness, build: ModuleType
+) -> None:
+    await harness.service.record(b"{not json", receipt="bad")
+    await harness.service.record(b"x" * 200_000, receipt="huge")
+    await harness.service.record(
+        encode(build.resident_event("people.residents", "P1", build.person(70))), receipt="good"
+    )
+    await harness.service.flush()
+    letters = harness.on("resident.events.deadletter.v1")
+    assert len(letters) == 2
+    reasons = [dict(letter.headers)["proactive.reason"].decode() for letter in letters]
+    assert all(reasons), reasons
+    assert dict(letters[1].headers)["proactive.original_bytes"] == b"200000"
+    assert len(letters[1].value) == 64 * 1024
+    assert harness.acknowledged == ["bad", "huge", "good"]
+    assert harness.service.stats.dead_lettered == 2
+    assert len(harness.published) == 3  # the stream went on
+
+
+@pytest.mark.unit
+async def test_source_flags_are_published_when_they_change_and_a_deceased_resident_is_not_scored(
+    harness: Harness, build: ModuleType
+) -> None:
+    await harness.send(build.resident_event("people.residents", "P1", build.person(80)))
+    assert harness.on("resident.flags.v1") == []  # nothing to say yet
+    assessment = {"contact_id": "SC9", "contact_date": "2025-06-02"}
+    assessment |= {"reason": "mobility", "outcome": "assessment"}
+    await harness.send(build.resident_event("social_care.contacts", "SC9", assessment, at=1))
+    await harness.send(build.resident_event("social_care.contacts", "SC9", assessment, at=2))
+    await harness.send(
+        build.resident_event(
+            "health.hospital_discharges",
+            "H1",
+            {
+                "spell_id": "H1",
+                "admitted_on": "2025-06-03",
+                "discharged_on": "2025-06-04",
+                "reason": "other",
+                "destination": "died",
+            },
+            at=3,
+        )
+    )
+    await harness.service.flush()
+    flags = [decode(r.value, ResidentFlagsChanged) for r in harness.on("resident.flags.v1")]
+    assert [f.flags for f in flags] == [["open_case"], ["deceased", "open_case"]]
+    assert "health.hospital_discharges" in flags[1].basis
+    assert {f.resident_key for f in flags} == {build.RESIDENT}
+    # The score queued before the death was known is dropped, not published.
+    assert harness.published == []
+    # 120 days on, the assessment no longer keeps the case open.
+    later = {"contact_id": "SC10", "contact_date": "2025-10-01"}
+    later |= {"reason": "other", "outcome": "signposted"}
+    await harness.send(build.resident_event("social_care.contacts", "SC10", later, at=122))
+    await harness.service.flush()
+    last = decode(harness.on("resident.flags.v1")[-1].value, ResidentFlagsChanged)
+    assert last.flags == ["deceased"]
+
+
+@pytest.mark.unit
+async def test_shadow_candidates_score_the_same_batch_into_their_own_topic(
+    build: ModuleType,
+) -> None:
+    harness = Harness(batch_size=1000, shadow=ModelRegistry.load(DEFAULT_MODELS_DIR, ["falls"]))
+    await harness.send(*build.high_risk_history())
+    assert await harness.service.flush() == 3
+    shadow = [decode(r.value, RiskScored) for r in harness.on("risk.scores.shadow.v1")]
+    assert [s.model for s in shadow] == ["falls"]
+    served = next(s for s in harness.published if s.model == "falls")
+    assert shadow[0].probability == served.probability  # the same model, the same features
+    assert harness.service.stats.shadow_scores_emitted == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -17,10 +18,10 @@ import pytest
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.features import feature_hash, feature_vector
 from scoring.domain.state import ResidentState
-from scoring.handlers import ScoringService
+from scoring.handlers import Outgoing, ScoringService
 from scoring.settings import DEFAULT_MODELS_DIR
 from shared.codec import encode
-from shared.events import ResidentEventRecorded, RiskScored
+from shared.events import ResidentEventRecorded
 from shared.inbound import RECORD_KEYS
 
 pytest.importorskip("sklearn")
@@ -49,10 +50,10 @@ def _as_published(row, person_ref: str) -> ResidentEventRecorded:
 
 
 async def _online_features(borough, rows_in_order) -> dict[str, np.ndarray]:
-    published: list[RiskScored] = []
+    published: list[Outgoing] = []
 
-    async def publish(score: RiskScored) -> None:
-        published.append(score)
+    async def publish(records: Sequence[Outgoing]) -> None:
+        published.extend(records)
 
     table: dict = {}
     service = ScoringService(

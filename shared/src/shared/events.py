@@ -176,6 +176,7 @@ any_event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "resident.events.v1": ResidentEventRecorded,
     "risk.scores.v1": RiskScored,
+    "risk.scores.shadow.v1": RiskScored,
     "outreach.tasks.v1": TaskChanged,
     "notify.deliveries.v1": LetterSent,
     "resident.optouts.v1": ResidentOptedOut,

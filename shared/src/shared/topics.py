@@ -19,6 +19,11 @@ class Topic:
 RESIDENT_EVENTS = Topic("resident.events.v1", 4, description="Pseudonymised source changes")
 INGEST_REJECTED = Topic("ingest.rejected.v1", 1, description="Inbound changes ingest refused")
 RISK_SCORES = Topic("risk.scores.v1", 4, description="Explained model scores per resident")
+RISK_SCORES_SHADOW = Topic(
+    "risk.scores.shadow.v1",
+    4,
+    description="Scores of candidate models in shadow mode: compared, never acted on",
+)
 OUTREACH_TASKS = Topic("outreach.tasks.v1", 4, description="Outreach task lifecycle")
 NOTIFY_DELIVERIES = Topic("notify.deliveries.v1", 4, description="Letters and notifications")
 RESIDENT_OPTOUTS = Topic("resident.optouts.v1", 4, compacted=True, description="Opt-outs")
@@ -38,6 +43,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     RESIDENT_EVENTS,
     INGEST_REJECTED,
     RISK_SCORES,
+    RISK_SCORES_SHADOW,
     OUTREACH_TASKS,
     NOTIFY_DELIVERIES,
     RESIDENT_OPTOUTS,

@@ -9,7 +9,14 @@ from scoring.app import STATE_CHANGELOG, build_app
 from scoring.settings import ScoringSettings
 from shared.kafka import ensure_topics
 from shared.telemetry import setup_logging, setup_tracing
-from shared.topics import RESIDENT_EVENTS, RESIDENT_OPTOUTS, RISK_SCORES
+from shared.topics import (
+    RESIDENT_EVENTS,
+    RESIDENT_EVENTS_DEAD_LETTERS,
+    RESIDENT_FLAGS,
+    RESIDENT_OPTOUTS,
+    RISK_SCORES,
+    RISK_SCORES_SHADOW,
+)
 
 # Faust's worker accepts only these spellings.
 FAUST_LOG_LEVELS = {
@@ -31,7 +38,15 @@ def main() -> None:
     loop.run_until_complete(
         ensure_topics(
             settings.kafka_bootstrap,
-            [RESIDENT_EVENTS, RESIDENT_OPTOUTS, RISK_SCORES, STATE_CHANGELOG],
+            [
+                RESIDENT_EVENTS,
+                RESIDENT_OPTOUTS,
+                RISK_SCORES,
+                RISK_SCORES_SHADOW,
+                RESIDENT_FLAGS,
+                RESIDENT_EVENTS_DEAD_LETTERS,
+                STATE_CHANGELOG,
+            ],
         )
     )
     scoring = build_app(settings)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import faust
-from faust.contrib.opentelemetry import setup_opentelemetry
 
 from scoring.adapters.onnx_models import ModelRegistry
+from scoring.adapters.publisher import BatchPublisher
 from scoring.entrypoints.agents import register_agents
 from scoring.entrypoints.drift import register_drift
 from scoring.entrypoints.pages import register_pages
 from scoring.handlers import ScoringService
 from scoring.settings import ScoringSettings
-from shared.codec import encode, message_key
-from shared.events import RiskScored
-from shared.topics import RESIDENT_EVENTS, RESIDENT_OPTOUTS, RISK_SCORES, Topic
+from shared.topics import RESIDENT_EVENTS, RESIDENT_OPTOUTS, Topic
 
 APP_ID = "proactive-scoring"
 STATE_TABLE = "resident-state"
@@ -71,18 +69,9 @@ def build_app(
         web_bind=settings.bind_host,
         web_host=settings.bind_host,
     )
-    setup_opentelemetry(app)
     events_topic = app.topic(
         RESIDENT_EVENTS.name,
         partitions=RESIDENT_EVENTS.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    scores_topic = app.topic(
-        RISK_SCORES.name,
-        partitions=RISK_SCORES.partitions,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -104,13 +93,12 @@ def build_app(
         # (decoding records is where Faust's time goes).
     )
 
-    async def publish(score: RiskScored) -> None:
-        await scores_topic.send(key=message_key(score), value=encode(score))
-
     service = ScoringService(
         table,
         models or ModelRegistry.load(settings.scoring_models_dir),
-        publish,
+        # Scores, flags and dead letters go out as one record batch per partition.
+        BatchPublisher(settings.kafka_bootstrap),
+        shadow=ModelRegistry.candidates(settings.scoring_shadow_models_dir),
         hysteresis_delta=settings.scoring_hysteresis_delta,
         batch_size=settings.scoring_batch_size,
     )

@@ -3,10 +3,18 @@
 `record` runs once per event, inside the Faust stream iteration (the only place a Faust
 table may be written): decode, fold into the resident's state, store the state, and, if a
 feature the models read has changed, queue the resident for scoring. `flush` runs when the
-queue is full or on a timer: one ONNX Runtime call per model for the whole queue, then one
-`RiskScored` per model whose band changed or whose probability moved by more than the
-hysteresis delta, each published inside a span parented to the trace of the event that
-triggered it (the batch mixes many traces, so the current context would be wrong).
+queue is full or on a timer: one ONNX Runtime call per model for the whole queue (and one
+per shadow candidate), then one `RiskScored` per model whose band changed or whose
+probability moved by more than the hysteresis delta.
+
+Nothing is acknowledged before its consequences are out: every message a batch of events
+leads to (scores, shadow scores, source-system flags, dead letters) is published in one
+call, and only when the broker has them are those events acknowledged, so that Faust
+commits their offsets. A worker killed in between gets the events again; the state says
+which features were last *published*, so they are scored again rather than forgotten.
+
+Each resident's scores are sent inside one span parented to the trace of the event that
+triggered them (a batch mixes many traces, so the current context would be wrong).
 
 The collaborators (the table, the models, the publisher) are passed in, so unit tests run
 this with a dict, the committed models and a list.
@@ -17,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, cast, get_args
@@ -26,46 +35,85 @@ import numpy as np
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from scoring.adapters.onnx_models import ModelRegistry
+from scoring.adapters.onnx_models import LoadedModel, ModelRegistry
 from scoring.domain.explain import band_for, should_emit, top_reasons
 from scoring.domain.features import (
     can_be_scored,
     feature_hash,
     feature_vector,
-    is_deceased,
     resident_row,
+    source_flags,
 )
 from scoring.domain.state import Change, Outcome, ResidentState
 from shared import metrics
-from shared.codec import UndecodableEvent, decode
-from shared.events import ModelName, ResidentEventRecorded, ResidentOptedOut, RiskScored, utc_now
+from shared.codec import UndecodableEvent, decode, encode
+from shared.events import (
+    ModelName,
+    ResidentEventRecorded,
+    ResidentFlagsChanged,
+    ResidentOptedOut,
+    RiskScored,
+    utc_now,
+)
+from shared.telemetry import headers_from_context
+from shared.topics import (
+    RESIDENT_EVENTS,
+    RESIDENT_EVENTS_DEAD_LETTERS,
+    RESIDENT_FLAGS,
+    RISK_SCORES,
+    RISK_SCORES_SHADOW,
+)
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("scoring")
 
-Publish = Callable[[RiskScored], Awaitable[None]]
 SOURCE = "scoring"
 OPTED_OUT = "opted_out"
 RESCORE_BATCH = 5_000
-EVENTS_TOPIC = {"messaging.destination.name": "resident.events.v1"}
-SCORES_TOPIC = {"messaging.destination.name": "risk.scores.v1"}
+# The part of an unreadable record kept in the dead-letter topic: enough to see what it
+# was, small enough for any broker's message limit.
+DEAD_LETTER_KEEP_BYTES = 64 * 1024
+# Which source tables the flags are derived from, named on each flags event.
+FLAG_BASIS = {
+    "deceased": ["people.residents", "health.hospital_discharges"],
+    "open_case": ["social_care.contacts", "social_care.care_packages"],
+}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record to publish: topic, key, value and headers (trace context, reasons)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
+Acknowledge = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 @dataclass
 class Stats:
-    """Exact counters for `/stats`: consumed = applied + duplicates + stale + rejected."""
+    """Exact counters for `/stats`: consumed = applied + duplicates + stale + rejected +
+    opted_out_ignored."""
 
     events_consumed: int = 0
     events_applied: int = 0
     duplicates_ignored: int = 0
     stale_ignored: int = 0
     events_rejected: int = 0
+    dead_lettered: int = 0
     scores_emitted: int = 0
     scores_unchanged: int = 0
+    shadow_scores_emitted: int = 0
+    flags_published: int = 0
     model_batches: int = 0
     opted_out_ignored: int = 0
     opt_outs: int = 0
     rescored: int = 0
+    rescored_after_redelivery: int = 0
 
 
 @dataclass
@@ -86,6 +134,20 @@ class PendingScore:
     previous: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
+@dataclass
+class _Published:
+    """What was published for a resident since their state was last written. A flush may
+    run on a timer, outside stream iteration, where Faust refuses table writes; so this
+    waits here and goes into the state with the resident's next event."""
+
+    scores: dict[str, tuple[float, str]] = field(default_factory=dict)
+    feature_hash: str | None = None
+
+
+async def _acknowledge_nothing(_: Sequence[Any]) -> None:
+    return None
+
+
 class ScoringService:
     def __init__(
         self,
@@ -93,34 +155,43 @@ class ScoringService:
         models: ModelRegistry,
         publish: Publish,
         *,
+        shadow: ModelRegistry | None = None,
+        acknowledge: Acknowledge = _acknowledge_nothing,
         hysteresis_delta: float = 0.02,
         batch_size: int = 256,
     ) -> None:
         self.table = table
         self.models = models
+        self.shadow = shadow
         self.publish = publish
+        self.acknowledge = acknowledge
         self.hysteresis_delta = hysteresis_delta
         self.batch_size = batch_size
         self.stats = Stats()
         self.pending: dict[str, PendingScore] = {}
-        # Scores emitted since a resident's state was last written. A flush may run on a
-        # timer, outside stream iteration, where Faust refuses table writes; so the last
-        # emitted scores wait here and go into the state with the resident's next event.
-        self._emitted: dict[str, dict[str, tuple[float, str]]] = {}
+        self._outgoing: list[Outgoing] = []
+        self._receipts: list[Any] = []
+        self._published: dict[str, _Published] = {}
+        self._consumed_unreported = 0  # the events-in metric is added once per flush
         self._flushing = asyncio.Lock()
 
-    async def record(self, value: bytes | None) -> None:
-        """Handle one record from `resident.events.v1`; flush if the batch is full."""
+    async def record(self, value: bytes | None, receipt: Any = None) -> None:
+        """Handle one record from `resident.events.v1`; flush if the batch is full.
+        `receipt` is what `acknowledge` is given once the record's consequences are out."""
         self.stats.events_consumed += 1
-        metrics.events_in.add(1, EVENTS_TOPIC)
+        self._consumed_unreported += 1
+        if receipt is not None:
+            self._receipts.append(receipt)
         try:
             event = decode(value, ResidentEventRecorded)
         except UndecodableEvent as error:
-            # No dead-letter topic exists for scoring yet; the reason is logged, with no
-            # content, and counted, so nothing disappears unseen.
-            self.stats.events_rejected += 1
-            log.error("refused a record on resident.events.v1: %s", error)
-            return
+            self._dead_letter(RESIDENT_EVENTS.name, value, str(error))
+        else:
+            self._fold(event)
+        if len(self.pending) >= self.batch_size or len(self._receipts) >= 4 * self.batch_size:
+            await self.flush()
+
+    def _fold(self, event: ResidentEventRecorded) -> None:
         key = event.resident_key
         stored = self.table.get(key)
         if stored is not None and stored.get(OPTED_OUT):
@@ -132,29 +203,58 @@ class ScoringService:
         outcome = state.apply(Change.from_event(event))
         if outcome is Outcome.DUPLICATE:
             self.stats.duplicates_ignored += 1
+            # Redelivered after a crash, scores queued but never published are still owed.
+            if key not in self.pending:
+                published = self._published.get(key)
+                last_hash = published.feature_hash if published else state.feature_hash
+                if self._queue_if_changed(event, state, last_hash):
+                    self.stats.rescored_after_redelivery += 1
             return
         if outcome is Outcome.STALE:
             self.stats.stale_ignored += 1
             self.table[key] = state.to_json()  # remember the id, so a redelivery is a duplicate
             return
         self.stats.events_applied += 1
-        state.scores.update(self._emitted.pop(event.resident_key, {}))
-        self._queue_if_changed(event, state)
+        published = self._published.pop(key, None)
+        if published is not None:
+            state.scores.update(published.scores)
+            state.feature_hash = published.feature_hash or state.feature_hash
+        self._update_flags(event, state)
+        pending = self.pending.get(key)
+        self._queue_if_changed(
+            event, state, pending.feature_hash if pending else state.feature_hash
+        )
         self.table[key] = state.to_json()
-        if len(self.pending) >= self.batch_size:
-            await self.flush()
 
-    def _queue_if_changed(self, event: ResidentEventRecorded, state: ResidentState) -> None:
-        if is_deceased(state) or not can_be_scored(state):
+    def _update_flags(self, event: ResidentEventRecorded, state: ResidentState) -> None:
+        flags = source_flags(state)
+        if flags == state.flags:
+            return
+        state.flags = list(flags)
+        change = ResidentFlagsChanged(
+            occurred_at=event.occurred_at,
+            resident_key=event.resident_key,
+            source=SOURCE,
+            flags=flags,
+            basis=sorted({table for flag in flags for table in FLAG_BASIS[flag]}),
+        )
+        key = event.resident_key.encode()
+        self._outgoing.append(
+            Outgoing(RESIDENT_FLAGS.name, key, encode(change), headers_from_context())
+        )
+        self.stats.flags_published += 1
+
+    def _queue_if_changed(
+        self, event: ResidentEventRecorded, state: ResidentState, last_hash: str | None
+    ) -> bool:
+        if "deceased" in state.flags or not can_be_scored(state):
             # Never score a deceased resident, even one whose score was already queued.
             self.pending.pop(event.resident_key, None)
-            state.feature_hash = None
-            return
+            return False
         vector = feature_vector(state)
         digest = feature_hash(vector)
-        if digest == state.feature_hash:
-            return
-        state.feature_hash = digest
+        if digest == last_hash:
+            return False
         self.pending[event.resident_key] = PendingScore(
             resident_key=event.resident_key,
             features=vector,
@@ -167,72 +267,135 @@ class ScoringService:
             previous=dict(state.scores),
             **_monitoring_attributes(state),
         )
+        return True
+
+    def _dead_letter(self, topic: str, value: bytes | None, reason: str) -> None:
+        """Set an unreadable record aside with its reason; the stream goes on."""
+        self.stats.events_rejected += 1
+        self.stats.dead_lettered += 1
+        body = value or b""
+        headers = [
+            ("proactive.reason", reason.encode()),
+            ("proactive.source_topic", topic.encode()),
+            ("proactive.original_bytes", str(len(body)).encode()),
+        ]
+        kept = body[:DEAD_LETTER_KEEP_BYTES]
+        self._outgoing.append(Outgoing(RESIDENT_EVENTS_DEAD_LETTERS.name, None, kept, headers))
+        metrics.dead_lettered.add(1, {"messaging.destination.name": topic})
+        # The reason only: the record itself may hold anything.
+        log.error("dead-lettered a record from %s: %s", topic, reason)
 
     async def flush(self) -> int:
-        """Score everything queued; return how many scores were published."""
+        """Score everything queued, publish it with anything else owed, then acknowledge
+        the events it came from. Returns how many scores were published."""
         async with self._flushing:
-            if not self.pending:
-                return 0
             batch = list(self.pending.values())
             self.pending.clear()
-            results = self.models.score(np.vstack([item.features for item in batch]))
-            self.stats.model_batches += 1
-            published = 0
+            outgoing, self._outgoing = self._outgoing, []
+            receipts, self._receipts = self._receipts, []
+            if self._consumed_unreported:
+                metrics.events_in.add(
+                    self._consumed_unreported, {"messaging.destination.name": RESIDENT_EVENTS.name}
+                )
+                self._consumed_unreported = 0
+            published: dict[str, _Published] = {}
+            scores = self._score(batch, outgoing, published) if batch else 0
+            if outgoing:
+                await self.publish(outgoing)
+            for key, done in published.items():
+                held = self._published.setdefault(key, _Published())
+                held.scores.update(done.scores)
+                held.feature_hash = done.feature_hash
+            if receipts:
+                await self.acknowledge(receipts)
+            return scores
+
+    def _score(
+        self,
+        batch: list[PendingScore],
+        outgoing: list[Outgoing],
+        published: dict[str, _Published],
+    ) -> int:
+        matrix = np.vstack([item.features for item in batch])
+        results = self.models.score(matrix)
+        shadow_results = self.shadow.score(matrix) if self.shadow and self.shadow.models else {}
+        self.stats.model_batches += 1
+        now = utc_now()
+        emitted = 0
+        by_band: Counter[tuple[str, str]] = Counter()
+        for row, item in enumerate(batch):
+            messages: list[bytes] = []
+            bands: dict[str, str] = {}
+            last = self._published.get(item.resident_key)
             for name, (probabilities, contributions) in results.items():
                 model = self.models.models[name]
-                for row, item in enumerate(batch):
-                    probability = float(probabilities[row])
-                    band = band_for(probability, model.thresholds)
-                    emitted = self._emitted.get(item.resident_key, {})
-                    previous = emitted.get(name) or item.previous.get(name)
-                    if not should_emit(previous, probability, band, self.hysteresis_delta):
-                        self.stats.scores_unchanged += 1
-                        continue
-                    score = RiskScored(
-                        occurred_at=utc_now(),
-                        resident_key=item.resident_key,
-                        source=SOURCE,
-                        model=_model_name(name),
-                        model_version=model.version,
-                        probability=probability,
-                        band=band,
-                        reasons=top_reasons(contributions[row], model.feature_names, model.reasons),
-                        feature_hash=item.feature_hash,
-                        triggered_by=item.triggered_by,
-                        age_band=item.age_band,
-                        ward=item.ward,
-                        sex=item.sex,
-                        ethnicity=item.ethnicity,
-                    )
-                    with tracer.start_as_current_span(
-                        f"score {name}",
-                        context=item.trace_context,
-                        kind=trace.SpanKind.PRODUCER,
-                        attributes={"model": name, "model.version": model.version, "band": band},
-                    ):
-                        await self.publish(score)
-                    self._emitted.setdefault(item.resident_key, {})[name] = (probability, band)
-                    self.stats.scores_emitted += 1
-                    metrics.scores.add(1, {"model": name, "band": band})
-                    metrics.events_out.add(1, SCORES_TOPIC)
-                    metrics.scoring_latency.record(
-                        (score.produced_at - item.published_at).total_seconds() * 1000
-                    )
-                    published += 1
-            return published
+                probability = float(probabilities[row])
+                band = band_for(probability, model.thresholds)
+                previous = (last.scores.get(name) if last else None) or item.previous.get(name)
+                if not should_emit(previous, probability, band, self.hysteresis_delta):
+                    self.stats.scores_unchanged += 1
+                    continue
+                score = _risk_scored(item, model, probability, contributions[row], now)
+                messages.append(encode(score))
+                bands[name] = band
+                by_band[(name, band)] += 1
+                published.setdefault(item.resident_key, _Published()).scores[name] = (
+                    probability,
+                    band,
+                )
+            published.setdefault(item.resident_key, _Published()).feature_hash = item.feature_hash
+            shadow_messages = []
+            for name, (probabilities, contributions) in shadow_results.items():
+                candidate = self.shadow.models[name]  # type: ignore[union-attr]
+                score = _risk_scored(
+                    item, candidate, float(probabilities[row]), contributions[row], now
+                )
+                shadow_messages.append(encode(score))
+            if not messages and not shadow_messages:
+                continue
+            key = item.resident_key.encode()
+            # One producer span per resident in the trace of the event that triggered the
+            # scores; its context travels in the headers of each score.
+            with tracer.start_as_current_span(
+                f"{RISK_SCORES.name} send",
+                context=item.trace_context,
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": RISK_SCORES.name,
+                    "messaging.batch.message_count": len(messages),
+                    "proactive.bands": [f"{n}={b}" for n, b in bands.items()],
+                    "proactive.shadow_scores": len(shadow_messages),
+                },
+            ):
+                headers = headers_from_context()
+            outgoing.extend(Outgoing(RISK_SCORES.name, key, value, headers) for value in messages)
+            outgoing.extend(
+                Outgoing(RISK_SCORES_SHADOW.name, key, value, headers) for value in shadow_messages
+            )
+            emitted += len(messages)
+            self.stats.shadow_scores_emitted += len(shadow_messages)
+            if messages:
+                metrics.scoring_latency.record((now - item.published_at).total_seconds() * 1000)
+        self.stats.scores_emitted += emitted
+        for (model_name, band_name), count in by_band.items():
+            metrics.scores.add(count, {"model": model_name, "band": band_name})
+        metrics.events_out.add(emitted, {"messaging.destination.name": RISK_SCORES.name})
+        return emitted
 
-    def opt_out(self, value: bytes | None) -> None:
+    async def opt_out(self, value: bytes | None) -> None:
         """On `resident.optouts.v1`: delete the resident's state, keep only the marker that
         stops them being scored again, and drop any score still queued for them."""
         try:
             event = decode(value, ResidentOptedOut)
         except UndecodableEvent as error:
-            self.stats.events_rejected += 1
-            log.error("refused a record on resident.optouts.v1: %s", error)
+            self._dead_letter("resident.optouts.v1", value, str(error))
+            await self.flush()  # the dead letter is out before this record is acknowledged
             return
         self.table[event.resident_key] = {OPTED_OUT: True}
         self.pending.pop(event.resident_key, None)
-        self._emitted.pop(event.resident_key, None)
+        self._published.pop(event.resident_key, None)
         self.stats.opt_outs += 1
 
     async def rescore_all(self, run_id: uuid.UUID) -> int:
@@ -244,9 +407,11 @@ class ScoringService:
                 if stored is None or stored.get(OPTED_OUT):
                     continue
                 state = ResidentState.from_json(stored)
-                if is_deceased(state) or not can_be_scored(state):
+                if "deceased" in state.flags or not can_be_scored(state):
                     continue
-                state.scores.update(self._emitted.get(key, {}))
+                last = self._published.get(key)
+                if last is not None:
+                    state.scores.update(last.scores)
                 vector = feature_vector(state)
                 self.pending[key] = PendingScore(
                     resident_key=key,
@@ -274,11 +439,38 @@ class ScoringService:
     def counters(self) -> dict[str, int]:
         counts = asdict(self.stats)
         counts["scores_pending"] = len(self.pending)
+        counts["events_unacknowledged"] = len(self._receipts)
         try:
             counts["residents"] = len(self.table)
         except Exception:  # a table mid-rebalance may refuse; the other counters still help
             counts["residents"] = -1
         return counts
+
+
+def _risk_scored(
+    item: PendingScore,
+    model: LoadedModel,
+    probability: float,
+    contributions: np.ndarray,
+    now: datetime,
+) -> RiskScored:
+    return RiskScored(
+        occurred_at=now,
+        produced_at=now,
+        resident_key=item.resident_key,
+        source=SOURCE,
+        model=_model_name(model.name),
+        model_version=model.version,
+        probability=probability,
+        band=band_for(probability, model.thresholds),
+        reasons=top_reasons(contributions, model.feature_names, model.reasons),
+        feature_hash=item.feature_hash,
+        triggered_by=item.triggered_by,
+        age_band=item.age_band,
+        ward=item.ward,
+        sex=item.sex,
+        ethnicity=item.ethnicity,
+    )
 
 
 def _monitoring_attributes(state: ResidentState) -> dict[str, str | None]:

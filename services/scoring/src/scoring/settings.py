@@ -15,6 +15,11 @@ class ScoringSettings(CommonSettings):
         8002, description="Port of the worker's web pages (/healthz, /readyz, /stats)"
     )
     scoring_models_dir: Path = DEFAULT_MODELS_DIR
+    scoring_shadow_models_dir: Path = Field(
+        DEFAULT_MODELS_DIR / "shadow",
+        description="Candidate models (same file names as the served ones) scored in shadow "
+        "mode into risk.scores.shadow.v1: compared, never acted on. Absent or empty: none.",
+    )
     scoring_hysteresis_delta: float = Field(
         0.02,
         ge=0.0,

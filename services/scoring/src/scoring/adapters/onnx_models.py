@@ -116,6 +116,42 @@ class ModelRegistry:
     def load(cls, directory: Path, names: Iterable[str] = MODEL_NAMES) -> ModelRegistry:
         return cls((load_model(directory, name) for name in names), directory)
 
+    @classmethod
+    def candidates(cls, directory: Path) -> ModelRegistry:
+        """The candidate models in a shadow folder: whichever of the three are there
+        (none if the folder is absent). `refresh` follows the folder as it changes."""
+        registry = cls([], directory)
+        registry.refresh()
+        return registry
+
+    def refresh(self) -> list[str]:
+        """For a shadow folder: load candidates that appeared or changed, drop those
+        removed. A candidate that breaks the contract is refused with its reason."""
+        if self.directory is None:
+            return []
+        changes = []
+        for name in MODEL_NAMES:
+            stamp = self._stamp(name)
+            if stamp == self._stamps.get(name):
+                continue
+            self._stamps[name] = stamp
+            if 0.0 in stamp:
+                if self.models.pop(name, None) is not None:
+                    log.warning("stopped the %s shadow candidate: its files are gone", name)
+                    changes.append(f"{name}: shadow candidate removed")
+                continue
+            try:
+                candidate = load_model(self.directory, name)
+            except (ModelDoesNotFit, OSError, ValueError, KeyError) as error:
+                log.error("refused a %s shadow candidate: %s", name, error)
+                self.models.pop(name, None)
+                changes.append(f"{name}: shadow candidate refused ({error})")
+                continue
+            self.models[name] = candidate
+            log.warning("scoring %s %s in shadow mode", name, candidate.version)
+            changes.append(f"{name}: shadow candidate {candidate.version}")
+        return changes
+
     def _stamp(self, name: str) -> tuple[float, float]:
         assert self.directory is not None
         files = (self.directory / f"{name}.onnx", self.directory / f"{name}.card.json")

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from scoring.domain.state import ResidentState
-from shared.events import Scalar
+from shared.events import ResidentFlag, Scalar
 
 DAY = 86_400.0
 WINDOW_DAYS = 365.0
@@ -130,6 +130,46 @@ def can_be_scored(state: ResidentState) -> bool:
     """Only a resident whose index record is known (age, and not deceased) is scored."""
     row = resident_row(state)
     return row is not None and row.get("age_years") is not None and not is_deceased(state)
+
+
+# How long a social care contact that led to an assessment keeps a case open.
+OPEN_ASSESSMENT_DAYS = 90.0
+# Packages that mean a worker is actively involved now; long-term home care and telecare
+# are services the resident receives, not an open piece of casework.
+CASEWORK_PACKAGES = frozenset({"reablement"})
+
+
+def source_flags(state: ResidentState) -> list[ResidentFlag]:
+    """What the source systems say that stops outreach, for `resident.flags.v1`:
+
+    - `deceased`: the resident index has a date of death, or a hospital stay ended in death;
+    - `open_case`: social care is already working with the resident: a contact that led to
+      an assessment in the last 90 days, or a reablement package running now.
+
+    Judged at the time of the latest change applied (as the features are), so that a
+    replay of the same events gives the same flags."""
+    now = state.latest
+    flags: list[ResidentFlag] = []
+    died_in_hospital = any(
+        row.get("destination") == "died" for row in state.live_rows("health.hospital_discharges")
+    )
+    if is_deceased(state) or died_in_hospital:
+        flags.append("deceased")
+    assessing = any(
+        row.get("outcome") == "assessment"
+        and (moment := _epoch_seconds(row.get("contact_date"))) is not None
+        and now - OPEN_ASSESSMENT_DAYS * DAY <= moment <= now + DAY
+        for row in state.live_rows("social_care.contacts")
+    )
+    casework = False
+    for row in state.live_rows("social_care.care_packages"):
+        started = _epoch_seconds(row.get("start_date"))
+        ended = _epoch_seconds(row.get("end_date"))
+        running = (started is None or started <= now + DAY) and (ended is None or ended >= now)
+        casework = casework or (running and row.get("service_type") in CASEWORK_PACKAGES)
+    if assessing or casework:
+        flags.append("open_case")
+    return flags
 
 
 def _whole_years_since_resident_row(state: ResidentState, now: float) -> int:

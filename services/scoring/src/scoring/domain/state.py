@@ -67,11 +67,15 @@ class ResidentState:
     rows: dict[str, Row] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
     latest: float = 0.0
-    # The hash of the features last sent for scoring, so that an event that changes
-    # nothing a model reads does not cost a model call or a score.
+    # The hash of the features whose scores were last published, so that an event that
+    # changes nothing a model reads costs no model call and no score. It is written only
+    # after the scores are out: after a crash, a redelivered event finds it behind the
+    # features and scores them again, instead of believing they were sent.
     feature_hash: str | None = None
     # The last score emitted per model: (probability, band), for hysteresis.
     scores: dict[str, tuple[float, str]] = field(default_factory=dict)
+    # The source-system flags last published on `resident.flags.v1` (deceased, open case).
+    flags: list[str] = field(default_factory=list)
 
     def apply(self, change: Change) -> Outcome:
         if change.event_id in self.seen:
@@ -115,6 +119,7 @@ class ResidentState:
             "latest": self.latest,
             "feature_hash": self.feature_hash,
             "scores": {model: list(score) for model, score in self.scores.items()},
+            "flags": self.flags,
         }
 
     @classmethod
@@ -125,6 +130,7 @@ class ResidentState:
             latest=float(data["latest"]),
             feature_hash=data.get("feature_hash"),
             scores={model: (float(s[0]), str(s[1])) for model, s in data.get("scores", {}).items()},
+            flags=list(data.get("flags", [])),
         )
 
 
