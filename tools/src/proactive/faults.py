@@ -221,6 +221,8 @@ class Fault:
     inject: Callable[[], None]
     recover: Callable[[], None]
     hold_s: float
+    # For an outage that only shows when something calls: held until it was met.
+    felt: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -364,10 +366,11 @@ class FaultRun:
             listed.append(
                 Fault(
                     f"Notify {answer}",
-                    f"GOV.UK Notify (the fake): {what}, for {outage:.0f} s",
+                    f"GOV.UK Notify (the fake): {what}, for {outage:.0f} s (longer if no request had met it yet)",
                     lambda answer=answer: setattr(self.notify_api.fake, "outage", answer),  # type: ignore[misc]
                     lambda: setattr(self.notify_api.fake, "outage", "none"),
                     outage,
+                    lambda answer=answer: self.notify_api.fake.refused_by_outage[answer] > 0,  # type: ignore[misc]
                 )
             )
         return listed
@@ -449,6 +452,8 @@ class FaultRun:
                 time.sleep(1.0)
                 self.stream.approving = True
             time.sleep(fault.hold_s)
+            if fault.felt is not None:
+                self._wait_for(fault.felt, 45)
             self.report(f"{fault.name}: recovering", share)
             fault.recover()
             recovered_s = round(time.monotonic() - injected_at, 1)
