@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
 import numpy as np
@@ -159,7 +161,10 @@ class ScoringService:
         acknowledge: Acknowledge = _acknowledge_nothing,
         hysteresis_delta: float = 0.02,
         batch_size: int = 256,
+        worker: str | None = None,
     ) -> None:
+        # Named on every score (a header), so that ops can tell which worker scored it.
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.table = table
         self.models = models
         self.shadow = shadow
@@ -232,7 +237,9 @@ class ScoringService:
             return
         state.flags = list(flags)
         change = ResidentFlagsChanged(
-            occurred_at=event.occurred_at,
+            # The time of the state the flags were read from (it only moves forward), not
+            # of this change: a late change to an old row must not look stale downstream.
+            occurred_at=datetime.fromtimestamp(state.latest, UTC),
             resident_key=event.resident_key,
             source=SOURCE,
             flags=flags,
@@ -369,7 +376,7 @@ class ScoringService:
                     "proactive.shadow_scores": len(shadow_messages),
                 },
             ):
-                headers = headers_from_context()
+                headers = [*headers_from_context(), ("proactive.scored_by", self.worker.encode())]
             outgoing.extend(Outgoing(RISK_SCORES.name, key, value, headers) for value in messages)
             outgoing.extend(
                 Outgoing(RISK_SCORES_SHADOW.name, key, value, headers) for value in shadow_messages
@@ -436,8 +443,9 @@ class ScoringService:
         stored = self.table.get(resident_key)
         return dict(stored) if stored is not None else None
 
-    def counters(self) -> dict[str, int]:
-        counts = asdict(self.stats)
+    def counters(self) -> dict[str, Any]:
+        counts: dict[str, Any] = asdict(self.stats)
+        counts["worker"] = self.worker
         counts["scores_pending"] = len(self.pending)
         counts["events_unacknowledged"] = len(self._receipts)
         try:

@@ -7,10 +7,12 @@ import uuid
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.web import Request, Response, View
 
 from scoring.handlers import ScoringService
 from shared.metrics import prometheus_text
+from shared.topics import RESIDENT_EVENTS
 
 
 def is_ready(app: faust.App) -> bool:
@@ -20,6 +22,24 @@ def is_ready(app: faust.App) -> bool:
     except AttributeError:
         return False
     return recovered and not app.rebalancing and bool(app.consumer.assignment())
+
+
+def assigned_partitions(app: faust.App) -> list[int]:
+    """The partitions of resident.events.v1 this worker owns now."""
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # not started, or mid-rebalance
+        return []
+    return sorted(tp.partition for tp in assignment if tp.topic == RESIDENT_EVENTS.name)
+
+
+def partition_of(resident_key: str) -> int:
+    """Where ingest's producer puts a resident's events (Kafka's default partitioner)."""
+    everyone = list(range(RESIDENT_EVENTS.partitions))
+    return int(_PARTITIONER(resident_key.encode(), everyone, everyone))
+
+
+_PARTITIONER = DefaultPartitioner()
 
 
 def register_pages(app: faust.App, service: ScoringService, service_token: str) -> None:
@@ -59,6 +79,12 @@ def register_pages(app: faust.App, service: ScoringService, service_token: str) 
         """A resident's folded state (pseudonymous), for support and for tests."""
         if not trusted(request):
             return view.json({"detail": "A valid service token is required."}, status=401)
+        partition = partition_of(resident_key)
+        if partition not in assigned_partitions(app):
+            # A store may still hold rows of a partition that moved to another worker.
+            return view.json(
+                {"detail": f"Partition {partition} is held by another worker."}, status=404
+            )
         state = service.state_of(resident_key)
         if state is None:
             return view.json({"detail": "No state for that resident on this worker."}, status=404)
@@ -66,4 +92,4 @@ def register_pages(app: faust.App, service: ScoringService, service_token: str) 
 
     @app.page("/stats")
     async def stats(view: View, request: Request) -> Response:
-        return view.json(service.counters())
+        return view.json({**service.counters(), "partitions": assigned_partitions(app)})
