@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import String, Table, any_, bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
@@ -192,12 +192,13 @@ class _Batch:
 
     def load(self, checked: list[CheckedChange], event_ids: list[str]) -> None:
         """What is already known about these changes, in a few queries."""
-        for chunk in _chunks(event_ids):
-            self.seen.update(
-                self.connection.execute(
-                    select(OUTBOX.c.event_id).where(OUTBOX.c.event_id.in_(chunk))
-                ).scalars()
-            )
+        dialect = self.connection.dialect.name
+        self.seen.update(
+            self.connection.execute(
+                select(OUTBOX.c.event_id).where(_among(OUTBOX.c.event_id, dialect)),
+                {"values": _list_value(dialect, event_ids)},
+            ).scalars()
+        )
         pairs = {(c.change.table, c.record_key) for c in checked}
         link_pairs = set(pairs)
         for table_name, record_key in pairs:
@@ -206,39 +207,36 @@ class _Batch:
                 link_pairs.add((link, record_key))
         # Asked one table at a time, `table = ? AND key IN (…)`, so that SQLite searches
         # its index; with `(table, key) IN (VALUES …)` it scans the whole table instead.
+        links = select(LINKS.c.record_key, LINKS.c.resident_key).where(
+            LINKS.c.table_name == bindparam("table_name"), _among(LINKS.c.record_key, dialect)
+        )
         for table_name, record_keys in _by_table(link_pairs).items():
-            for chunk in _chunks(record_keys):
-                for record_key, key in self.connection.execute(
-                    select(LINKS.c.record_key, LINKS.c.resident_key).where(
-                        LINKS.c.table_name == table_name, LINKS.c.record_key.in_(chunk)
-                    )
-                ):
-                    self.links[(table_name, record_key)] = key
-        for table_name, record_keys in _by_table(pairs).items():
-            for chunk in _chunks(record_keys):
-                self.parked_waiting.update(
-                    (table_name, record_key)
-                    for record_key in self.connection.execute(
-                        select(PARKED.c.waiting_for_key)
-                        .where(
-                            PARKED.c.waiting_for_table == table_name,
-                            PARKED.c.waiting_for_key.in_(chunk),
-                        )
-                        .distinct()
-                    ).scalars()
-                )
+            values = {"table_name": table_name, "values": _list_value(dialect, record_keys)}
+            for record_key, key in self.connection.execute(links, values):
+                self.links[(table_name, record_key)] = key
+        # By key alone (its index is the selective one), the table checked here.
+        self.parked_waiting.update(
+            (table_name, record_key)
+            for table_name, record_key in self.connection.execute(
+                select(PARKED.c.waiting_for_table, PARKED.c.waiting_for_key)
+                .where(_among(PARKED.c.waiting_for_key, dialect))
+                .distinct(),
+                {"values": _list_value(dialect, sorted({key for _, key in pairs}))},
+            )
+            if (table_name, record_key) in pairs
+        )
         residents = set(self.links.values())
         for c in checked:
             person = self.mapping.tables[c.change.table].person
             if person and c.row is not None and c.row.get(person):
                 residents.add(self.resident_key_of(str(c.row[person])))
-        for chunk in _chunks(list(residents)):
-            for key, born, ward in self.connection.execute(
-                select(VAULT.c.resident_key, VAULT.c.date_of_birth, VAULT.c.ward).where(
-                    VAULT.c.resident_key.in_(chunk)
-                )
-            ):
-                self.vault[key] = (born, ward)
+        for key, born, ward in self.connection.execute(
+            select(VAULT.c.resident_key, VAULT.c.date_of_birth, VAULT.c.ward).where(
+                _among(VAULT.c.resident_key, dialect)
+            ),
+            {"values": _list_value(dialect, sorted(residents))},
+        ):
+            self.vault[key] = (born, ward)
 
     def accept(
         self, checked: CheckedChange, event_id: uuid.UUID, source: str, traceparent: str | None
@@ -387,6 +385,22 @@ def _upsert(dialect: str, table: Table, keys: list[str], updated: list[str]) -> 
     return statement.on_conflict_do_update(
         index_elements=keys, set_={column: statement.excluded[column] for column in updated}
     )
+
+
+def _among(column: Any, dialect: str) -> Any:
+    """`column` is one of a list bound as one parameter, `values` (see `_list_value`).
+
+    SQLAlchemy renders an `IN (…)` list afresh, value by value, at every execution, which
+    was a good part of a batch's time; with one parameter the compiled statement is reused.
+    SQLite reads the list as JSON (json_each), PostgreSQL as an array."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("values", type_=postgresql.ARRAY(String)))
+    listed = func.json_each(bindparam("values", type_=String)).table_valued("value")
+    return column.in_(select(listed.c.value).scalar_subquery())
+
+
+def _list_value(dialect: str, values: list[str]) -> Any:
+    return values if dialect == "postgresql" else json.dumps(values)
 
 
 def _by_table(pairs: set[tuple[str, str]]) -> dict[str, list[str]]:
