@@ -21,8 +21,12 @@ from shared.events import ResidentEventRecorded, Scalar
 
 # Enough to catch redelivery of a recent batch; older duplicates are still refused by
 # the version check, they are then counted as stale rather than as duplicates.
-SEEN_LIMIT = 256
-STATE_FORMAT = 1
+SEEN_LIMIT = 64
+# Recent event ids are remembered by their first 16 hex digits (60 random bits of a
+# UUID4): a false match among 64 ids is about 1 in 10^15, and it keeps a busy resident's
+# state near a kilobyte instead of several.
+SEEN_ID_CHARS = 16
+STATE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,10 @@ class ResidentState:
     flags: list[str] = field(default_factory=list)
 
     def apply(self, change: Change) -> Outcome:
-        if change.event_id in self.seen:
+        seen_id = change.event_id[:SEEN_ID_CHARS]
+        if seen_id in self.seen:
             return Outcome.DUPLICATE
-        self._remember(change.event_id)
+        self._remember(seen_id)
         slot = row_slot(change.table, change.record_key)
         held = self.rows.get(slot)
         if held is not None and (held.occurred_at, held.event_id) >= (
@@ -126,7 +131,7 @@ class ResidentState:
     def from_json(cls, data: Mapping[str, Any]) -> ResidentState:
         return cls(
             rows={slot: Row(r[0], r[1], r[2], r[3]) for slot, r in data["rows"].items()},
-            seen=list(data["seen"]),
+            seen=[event_id[:SEEN_ID_CHARS] for event_id in data["seen"][-SEEN_LIMIT:]],
             latest=float(data["latest"]),
             feature_hash=data.get("feature_hash"),
             scores={model: (float(s[0]), str(s[1])) for model, s in data.get("scores", {}).items()},
