@@ -280,6 +280,8 @@ class FaultRun:
         self.events = 600 if quick else 1500
         self.rate = 100.0
         self.settle_timeout_s = 60.0 if quick else 90.0
+        # How long every count must stay still before the pipeline counts as settled.
+        self.quiet_s = 2.0 if quick else 3.0
         self.report = progress or (lambda _message, _share: None)
         self.postgres = PrivatePostgres(Path(tempfile.mkdtemp(prefix="proactive-faults-pg-")))
         self.notify_api = ServedFakeNotify(stall_s=4.0)
@@ -330,8 +332,8 @@ class FaultRun:
     # The faults.
 
     def faults(self) -> list[Fault]:
-        hold = 2.0 if self.quick else 3.0
-        outage = 8.0 if self.quick else 12.0
+        hold = 1.0 if self.quick else 3.0
+        outage = 5.0 if self.quick else 12.0
         listed = [
             Fault(
                 f"kill -9 {service}",
@@ -538,7 +540,7 @@ class FaultRun:
                     snapshot = None
                 if snapshot != last:
                     last, still_since = snapshot, time.monotonic()
-                quiet = snapshot is not None and time.monotonic() - still_since >= 3.0
+                quiet = snapshot is not None and time.monotonic() - still_since >= self.quiet_s
                 if quiet or time.monotonic() > deadline:
                     result = self.reconcile(fault, client)
                     if result.clean or time.monotonic() > deadline:
