@@ -42,7 +42,10 @@ COLUMNS = (
 
 def faults(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Fewer events and shorter outages (about 3 minutes)")
+        bool,
+        typer.Option(
+            "--quick", help="Fewer changes and shorter outages: about 5 minutes instead of 8"
+        ),
     ] = False,
     out: Annotated[
         Path | None,
