@@ -273,6 +273,7 @@ class FaultRun:
         quick: bool,
         seed: int = 11,
         progress: Callable[[str, float], None] | None = None,
+        on_result: Callable[[Reconciliation], None] | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.quick = quick
@@ -283,6 +284,7 @@ class FaultRun:
         # How long every count must stay still before the pipeline counts as settled.
         self.quiet_s = 2.0 if quick else 3.0
         self.report = progress or (lambda _message, _share: None)
+        self.on_result = on_result or (lambda _result: None)
         self.postgres = PrivatePostgres(Path(tempfile.mkdtemp(prefix="proactive-faults-pg-")))
         self.notify_api = ServedFakeNotify(stall_s=4.0)
         self.stack: Stack | None = None
@@ -438,6 +440,7 @@ class FaultRun:
         self.report("steady stream, no fault yet", 0.0)
         self._stream(per_phase)
         self.results.append(self.settle_and_reconcile("none (baseline)"))
+        self.on_result(self.results[-1])
         for number, fault in enumerate(faults, start=1):
             share = number / len(faults)
             self.stream.allow(per_phase if number < len(faults) else self.stream.remaining)
@@ -464,6 +467,7 @@ class FaultRun:
             result = self.settle_and_reconcile(fault.name)
             result.seconds_to_recover = recovered_s
             self.results.append(result)
+            self.on_result(result)
         self.stream.stop()
         return self.results
 

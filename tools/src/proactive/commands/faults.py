@@ -80,7 +80,15 @@ def faults(
             else:
                 progress.update(bar, description=message)
 
-        run = FaultRun(work_dir, quick=quick, seed=seed, progress=report)
+        def print_result(result: Reconciliation) -> None:
+            progress.console.print(
+                f"after {result.fault}: accepted {result.accepted}, published {result.published}, "
+                f"scored {result.scored}, lost {result.lost}, duplicates {result.duplicates}, "
+                f"settled in {result.seconds_to_settle} s"
+                + "".join(f"; [red]{problem}[/red]" for problem in result.problems)
+            )
+
+        run = FaultRun(work_dir, quick=quick, seed=seed, progress=report, on_result=print_result)
         try:
             with run.running():
                 run.run()
