@@ -17,7 +17,7 @@ pytestmark = [
     pytest.mark.e2e,
     # A bound, not a measure: the quick run takes about 5 minutes on 2 cores, longer when
     # the machine is shared with other test runs.
-    pytest.mark.timeout(1500),
+    pytest.mark.timeout(1600),
     pytest.mark.skipif(
         not (PG_BIN / "initdb").exists(), reason="PostgreSQL 15's initdb is not installed"
     ),
@@ -27,14 +27,21 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory) -> dict:
     data_dir = tmp_path_factory.mktemp("faults")
-    completed = subprocess.run(
+    run = subprocess.Popen(
         [sys.executable, "-m", "proactive.cli", "faults", "--quick", "--json",
          "--out", str(data_dir / "RELIABILITY.md")],
         env={**os.environ, "PROACTIVE_DATA_DIR": str(data_dir)},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=1400,
     )  # fmt: skip
+    try:
+        stdout, stderr = run.communicate(timeout=1400)
+    except subprocess.TimeoutExpired:
+        # SIGTERM, not SIGKILL: the run then stops its services, broker and PostgreSQL.
+        run.terminate()
+        stdout, stderr = run.communicate(timeout=120)
+    completed = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
     assert completed.stdout.strip(), completed.stderr[-4000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     result["returncode"] = completed.returncode
