@@ -126,7 +126,8 @@ class Worker:
             "PROACTIVE_DATA_DIR": str(data_dir),
             "PROACTIVE_SCORING_PORT": str(self.port),
             "PROACTIVE_TRACES_TO_FILE": "false",
-            "PROACTIVE_SCORING_RECOVERY_CONSISTENCY_CHECK": "false",  # the Tansu defect
+            "PROACTIVE_SCORING_RECOVERY_CONSISTENCY_CHECK": "false",
+            "PROACTIVE_SCORING_CHANGELOG_BATCHING": "false",  # the Tansu end-offset defect  # the Tansu defect
         }
         self.log = data_dir / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None

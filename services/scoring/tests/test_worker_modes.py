@@ -151,19 +151,20 @@ def test_two_workers_share_the_partitions_and_each_resident_is_scored_by_its_own
         second = [_fall(day=5, n=1, key=key, build=build) for key in residents]
         asyncio.run(build.produce(kafka_bootstrap, "resident.events.v1", second))
         triggers = {event.event_id: event.resident_key for event in second}
-        scored = read_topic_from(
-            kafka_bootstrap,
-            "risk.scores.v1",
-            lambda r: decode(r.value, RiskScored).triggered_by in triggers,
-            want=len(residents),
-            timeout_s=120,
-        )
-        by_resident = {}
-        for record in scored:
+        by_resident: dict[str, set[str]] = {}
+
+        def after_rebalance(record) -> bool:  # type: ignore[no-untyped-def]
             score = decode(record.value, RiskScored)
-            by_resident.setdefault(score.resident_key, set()).add(
-                dict(record.headers)["proactive.scored_by"].decode()
-            )
+            if score.triggered_by not in triggers:
+                return False
+            scored_by = dict(record.headers)["proactive.scored_by"].decode()
+            first = score.resident_key not in by_resident
+            by_resident.setdefault(score.resident_key, set()).add(scored_by)
+            return first
+
+        read_topic_from(
+            kafka_bootstrap, "risk.scores.v1", after_rebalance, want=len(residents), timeout_s=120
+        )
         assert set(by_resident) == set(residents), "every resident scored after the rebalance"
         for key, workers in by_resident.items():
             assert workers == {owner[partition_of(key)]}, (key, workers, owner)

@@ -78,6 +78,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             # Tansu under-reports end offsets; Faust's recovery check would then fail falsely.
             "PROACTIVE_SCORING_RECOVERY_CONSISTENCY_CHECK": "false",
+            "PROACTIVE_SCORING_CHANGELOG_BATCHING": "false",  # the Tansu end-offset defect
             **self.extra_env,
         }
 

@@ -31,7 +31,11 @@ FAUST_LOG_LEVELS = {
 def main() -> None:
     settings = ScoringSettings()
     setup_logging(settings.log_level)
-    setup_tracing("scoring", settings.data_dir, to_file=settings.traces_to_file)
+    # Scoring makes its own Kafka spans (one per event in, one per resident's scores out);
+    # the aiokafka instrumentation would add one per changelog write, thrown away unread.
+    setup_tracing(
+        "scoring", settings.data_dir, to_file=settings.traces_to_file, instrument_kafka=False
+    )
     # Faust picks up the current event loop, so the topics are made on that same loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

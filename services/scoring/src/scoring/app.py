@@ -60,10 +60,11 @@ def build_app(
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
         recovery_consistency_check=settings.scoring_recovery_consistency_check,
-        # Batch the changelog and score records (one request per record is what Faust does
-        # by default, and it dominates the cost per event).
-        producer_linger_ms=5,
-        producer_max_batch_size=262_144,
+        # Faust's producer carries only the state changelog (scores go out in batches of
+        # their own). Batching it is cheaper; on the embedded broker it must not be (the
+        # end-offset defect: see ScoringSettings.scoring_changelog_batching).
+        producer_linger_ms=5 if settings.scoring_changelog_batching else 0,
+        producer_max_batch_size=262_144 if settings.scoring_changelog_batching else 1,
         web_enabled=True,
         web_port=settings.scoring_port,
         web_bind=settings.bind_host,

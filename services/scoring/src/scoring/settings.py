@@ -32,6 +32,14 @@ class ScoringSettings(CommonSettings):
     scoring_batch_max_wait_s: float = Field(
         0.05, gt=0.0, description="...or when this long has passed, whichever comes first"
     )
+    scoring_changelog_batching: bool = Field(
+        True,
+        description="Batch the state changelog's records into produce requests. The embedded "
+        "broker under-reports a partition's end offset after a batched produce, so a worker "
+        "taking over a partition would restore its state short of the last updates; the "
+        "embedded stack sends one record per request instead (slower, but right). Keep it on "
+        "with Apache Kafka.",
+    )
     scoring_recovery_consistency_check: bool = Field(
         True,
         description="Faust's check that the local state is not ahead of its changelog. The "

@@ -38,15 +38,16 @@ def top_reasons(
     Only positive contributions are reasons: a feature that lowered the score is not a
     reason to reach out. A resident with no raising feature gets no reasons.
     """
-    order = np.argsort(-contributions, kind="stable")[:limit]
+    values = contributions.tolist()  # 20 floats: plain Python beats numpy calls here
+    order = sorted(range(len(values)), key=lambda index: -values[index])[:limit]
     reasons = []
     for index in order:
-        value = float(contributions[index])
+        value = values[index]
         if value <= 0:
             break
         name = feature_names[index]
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 feature=name,
                 text=texts[name].text,
                 contribution=round(value, 4),
