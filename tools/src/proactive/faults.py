@@ -46,6 +46,7 @@ from proactive.broker import EmbeddedBroker, free_port
 from proactive.fake_notify import API_KEY, ServedFakeNotify
 from proactive.simulate import approve_proposed, batches, send_changes
 from proactive.stack import SERVICES, Ports, Stack
+from scoring.domain.state import SEEN_ID_CHARS
 from shared.inbound import SourceChange
 from shared.settings import DEV_SERVICE_TOKEN
 from shared.topics import (
@@ -602,8 +603,11 @@ class FaultRun:
             state = answer.json() if answer.status_code == 200 else {}
             if state.get("opted_out"):
                 continue
-            seen = set(state.get("seen", []))
-            missing += len(event_ids - seen)
+            # Scoring remembers recent event ids by a prefix, and each row's latest version
+            # by its whole id: an event is in the state if either holds it.
+            held = {event_id[:SEEN_ID_CHARS] for event_id in state.get("seen", [])}
+            held |= {row[1][:SEEN_ID_CHARS] for row in state.get("rows", {}).values()}
+            missing += sum(1 for event_id in event_ids if event_id[:SEEN_ID_CHARS] not in held)
         counters = client.get(f"{scoring}/stats").json()
         result.duplicates_at_scoring = int(counters.get("duplicates_ignored", 0))
         result.scored = result.accepted - missing
