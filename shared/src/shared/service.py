@@ -90,3 +90,26 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         code: {"description": meanings[code], "content": {"application/json": {"schema": schema}}}
         for code in codes
     }
+
+
+DATABASE_RETRY_AFTER_S = 5
+
+
+def answer_database_outages(app: Any) -> None:
+    """While the database is unreachable, answer 503 with Retry-After (a client's cue to
+    try again) instead of a 500 and a traceback per request; nothing was committed, so a
+    retry is safe, and the log says what happened in one line."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import OperationalError
+
+    async def unavailable(request: Request, error: Exception) -> JSONResponse:
+        cause = getattr(error, "orig", None) or error
+        log.warning("the database is unreachable (%s); answered 503", type(cause).__name__)
+        return JSONResponse(
+            {"detail": "The service's database is unavailable for a moment; try again shortly."},
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+
+    app.add_exception_handler(OperationalError, unavailable)

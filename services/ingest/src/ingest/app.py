@@ -21,7 +21,7 @@ from shared.database import database_url, make_engine
 from shared.http import add_metrics_route, probe_routes
 from shared.kafka import ensure_topics_if_reachable
 from shared.outbox import OutboxRelay
-from shared.service import Readiness, Supervisor
+from shared.service import Readiness, Supervisor, answer_database_outages
 from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 from shared.topics import Topic
 
@@ -95,6 +95,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.state.rate_limit = KeyRateLimit(settings.rate_limit)
     app.include_router(router)
     app.add_middleware(MaxBodySize, max_bytes=settings.max_body_bytes)
+
+    answer_database_outages(app)
 
     @app.exception_handler(RequestValidationError)
     async def plain_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -37,7 +37,7 @@ from notify.templates import load_council_details, load_letter_template
 from shared.database import make_engine
 from shared.http import add_metrics_route
 from shared.kafka import ensure_topics_if_reachable
-from shared.service import Readiness, Supervisor
+from shared.service import Readiness, Supervisor, answer_database_outages
 from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ def create_app(
             store.engine.dispose()
 
     app = FastAPI(title="notify", summary="Letters and officer notifications", lifespan=lifespan)
+    answer_database_outages(app)
     app.state.settings = settings
     app.state.store = store
     app.state.readiness = readiness

@@ -39,7 +39,7 @@ from shared.database import database_url, make_engine
 from shared.http import add_metrics_route, probe_routes
 from shared.kafka import ensure_topics_if_reachable
 from shared.outbox import OutboxRelay
-from shared.service import Readiness, Supervisor
+from shared.service import Readiness, Supervisor, answer_database_outages
 from shared.telemetry import flush_telemetry, instrument_database, setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,8 @@ def create_app(settings: OutreachSettings | None = None) -> FastAPI:
             "GOV.UK Frontend is not installed, so the pages are unstyled: "
             "run services/outreach/scripts/fetch_govuk_frontend.sh"
         )
+
+    answer_database_outages(app)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, refusal: LoginRequired) -> Response:
