@@ -73,7 +73,9 @@ async def _own_report(request: Request) -> ServiceReport:
         )
         health = Health("outreach", "this service", "starting", text, waiting)
     stats = await asyncio.to_thread(http.stats, request)
-    body, _ = prometheus_text()
+    # Off the event loop: rendering every series can take a while in a busy process, and
+    # the peers' health checks run on this loop meanwhile with a 1.5 s connect timeout.
+    body, _ = await asyncio.to_thread(prometheus_text)
     return ServiceReport(health, stats, parse_prometheus(body.decode()))
 
 
