@@ -40,11 +40,10 @@ from typing import Any
 
 import httpx
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from proactive.broker import EmbeddedBroker, free_port
 from proactive.fake_notify import API_KEY, ServedFakeNotify
-from proactive.simulate import approve_proposed, batches, send_changes
+from proactive.simulate import approve_proposed, batches, every_record, send_changes
 from proactive.stack import SERVICES, Ports, Stack
 from scoring.domain.state import SEEN_ID_CHARS
 from shared.inbound import SourceChange
@@ -669,29 +668,10 @@ class FaultRun:
 
 
 async def read_topics(bootstrap: str) -> dict[str, list[bytes]]:
-    """Every record the broker holds now, by topic (read to the end, not to the reported end
-    offset, which the embedded broker under-reports)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    """Every record the broker holds now, by topic."""
     found: dict[str, list[bytes]] = {}
-    try:
-        topics = sorted(await consumer.topics())
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        while True:
-            polled = await consumer.getmany(timeout_ms=1000, max_records=5_000)
-            if not polled:
-                break
-            for records in polled.values():
-                for record in records:
-                    found.setdefault(record.topic, []).append(record.value or b"")
-    finally:
-        await consumer.stop()
+    async for record in every_record(bootstrap):
+        found.setdefault(record.topic, []).append(record.value or b"")
     return found
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.inbound import SourceChange
 
@@ -119,11 +119,12 @@ def wait_until_idle(
     raise TimeoutError(f"the pipeline did not settle in {timeout_s:.0f}s; last counts: {last}")
 
 
-async def dump_topics(bootstrap: str, path: Path) -> int:
-    """Every record of every topic on the broker, one JSON object a line; returns how many."""
+async def every_record(bootstrap: str) -> AsyncIterator[ConsumerRecord]:
+    """Every record of every topic on the broker, from the beginning, until a second passes
+    with nothing new (the end is judged by reading, not by the reported end offset, which
+    the embedded broker under-reports)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    written = 0
     try:
         topics = sorted(await consumer.topics())
         partitions = [
@@ -133,24 +134,27 @@ async def dump_topics(bootstrap: str, path: Path) -> int:
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        with path.open("w", encoding="utf-8") as out:
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=5_000)
-                if not batches:
-                    break  # quiet for a second: everything the broker holds has been read
-                for records in batches.values():
-                    for record in records:
-                        out.write(
-                            json.dumps(
-                                {
-                                    "topic": record.topic,
-                                    "key": (record.key or b"").decode("utf-8", "replace"),
-                                    "value": (record.value or b"").decode("utf-8", "replace"),
-                                }
-                            )
-                            + "\n"
-                        )
-                        written += 1
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5_000)
+            if not batches:
+                return
+            for records in batches.values():
+                for record in records:
+                    yield record
     finally:
         await consumer.stop()
+
+
+async def dump_topics(bootstrap: str, path: Path) -> int:
+    """Every record of every topic on the broker, one JSON object a line; returns how many."""
+    written = 0
+    with path.open("w", encoding="utf-8") as out:
+        async for record in every_record(bootstrap):
+            line = {
+                "topic": record.topic,
+                "key": (record.key or b"").decode("utf-8", "replace"),
+                "value": (record.value or b"").decode("utf-8", "replace"),
+            }
+            out.write(json.dumps(line) + "\n")
+            written += 1
     return written

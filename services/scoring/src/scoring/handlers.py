@@ -266,17 +266,15 @@ class ScoringService:
         digest = feature_hash(vector)
         if digest == last_hash:
             return False
-        self.pending[event.resident_key] = PendingScore(
-            resident_key=event.resident_key,
-            features=vector,
-            feature_hash=digest,
-            triggered_by=event.event_id,
+        self.pending[event.resident_key] = _pending(
+            event.resident_key,
+            state,
+            vector,
+            digest,
+            event.event_id,
+            event.produced_at,
             age_band=event.age_band,
             ward=event.ward,
-            trace_context=otel_context.get_current(),
-            published_at=event.produced_at,
-            previous=dict(state.scores),
-            **_monitoring_attributes(state),
         )
         return True
 
@@ -424,17 +422,8 @@ class ScoringService:
                 if last is not None:
                     state.scores.update(last.scores)
                 vector = feature_vector(state)
-                self.pending[key] = PendingScore(
-                    resident_key=key,
-                    features=vector,
-                    feature_hash=feature_hash(vector),
-                    triggered_by=run_id,
-                    age_band=None,
-                    ward=None,
-                    trace_context=otel_context.get_current(),
-                    published_at=utc_now(),
-                    previous=dict(state.scores),
-                    **_monitoring_attributes(state),
+                self.pending[key] = _pending(
+                    key, state, vector, feature_hash(vector), run_id, utc_now()
                 )
                 queued += 1
                 if len(self.pending) >= RESCORE_BATCH:
@@ -498,12 +487,36 @@ def _risk_scored(
     )
 
 
-def _monitoring_attributes(state: ResidentState) -> dict[str, str | None]:
+def _pending(
+    resident_key: str,
+    state: ResidentState,
+    vector: np.ndarray,
+    digest: str,
+    triggered_by: uuid.UUID,
+    published_at: datetime,
+    *,
+    age_band: str | None = None,
+    ward: str | None = None,
+) -> PendingScore:
+    """A resident queued for the next micro-batch, in the current trace."""
     row = resident_row(state) or {}
-    return {
-        field: value if isinstance(value := row.get(field), str) else None
+    sex, ethnicity = (
+        value if isinstance(value := row.get(field), str) else None
         for field in ("sex", "ethnicity")
-    }
+    )
+    return PendingScore(
+        resident_key=resident_key,
+        features=vector,
+        feature_hash=digest,
+        triggered_by=triggered_by,
+        age_band=age_band,
+        ward=ward,
+        trace_context=otel_context.get_current(),
+        published_at=published_at,
+        sex=sex,
+        ethnicity=ethnicity,
+        previous=dict(state.scores),
+    )
 
 
 def _model_name(name: str) -> ModelName:
