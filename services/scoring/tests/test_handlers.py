@@ -13,6 +13,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.features import FEATURE_NAMES
+from scoring.domain.state import read_stored
 from scoring.handlers import Outgoing, ScoringService
 from scoring.settings import DEFAULT_MODELS_DIR
 from shared.codec import decode, encode
@@ -139,7 +140,9 @@ async def test_a_small_move_in_the_same_band_is_not_re_emitted(build: ModuleType
     await harness.send(
         build.resident_event("social_care.contacts", "SC1", build.fall_contact("2025-06-03"), at=2)
     )
-    assert set(harness.table[build.RESIDENT]["scores"]) == {"falls", "homelessness", "frailty"}
+    stored = read_stored(harness.table[build.RESIDENT])
+    assert stored is not None
+    assert set(stored["scores"]) == {"falls", "homelessness", "frailty"}
 
 
 @pytest.mark.unit

@@ -17,7 +17,7 @@ import pytest
 
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.features import feature_hash, feature_vector
-from scoring.domain.state import ResidentState
+from scoring.domain.state import ResidentState, read_stored
 from scoring.handlers import Outgoing, ScoringService
 from scoring.settings import DEFAULT_MODELS_DIR
 from shared.codec import encode
@@ -63,7 +63,7 @@ async def _online_features(borough, rows_in_order) -> dict[str, np.ndarray]:
         await service.record(encode(_as_published(row, person_ref)))
     assert service.stats.events_rejected == 0
     return {
-        r.person_ref: feature_vector(ResidentState.from_json(table[_resident_key(r.person_ref)]))
+        r.person_ref: feature_vector(_state(table[_resident_key(r.person_ref)]))
         for r in borough.residents
     }
 
@@ -115,3 +115,9 @@ async def test_shuffled_and_redelivered_events_give_the_same_features(borough) -
     online = await _online_features(borough, jumbled)
     for index, resident in enumerate(borough.residents):
         assert feature_hash(online[resident.person_ref]) == feature_hash(offline[index])
+
+
+def _state(value: bytes) -> ResidentState:
+    stored = read_stored(value)
+    assert stored is not None
+    return ResidentState.from_json(stored)

@@ -13,6 +13,7 @@ from scoring.entrypoints.drift import register_drift
 from scoring.entrypoints.pages import register_pages
 from scoring.handlers import ScoringService
 from scoring.settings import ScoringSettings
+from shared.telemetry import logging_config
 from shared.topics import RESIDENT_EVENTS, RESIDENT_OPTOUTS, Topic
 
 APP_ID = "proactive-scoring"
@@ -65,6 +66,9 @@ def build_app(
         # end-offset defect: see ScoringSettings.scoring_changelog_batching).
         producer_linger_ms=5 if settings.scoring_changelog_batching else 0,
         producer_max_batch_size=262_144 if settings.scoring_changelog_batching else 1,
+        # Faust's worker replaces the process's logging with its own; handed ours, it keeps
+        # JSON lines at the configured level (see also FAUST_LOG_LEVELS in __main__).
+        logging_config=logging_config(settings.log_level),
         web_enabled=True,
         web_port=settings.scoring_port,
         web_bind=settings.bind_host,
@@ -90,8 +94,11 @@ def build_app(
         STATE_TABLE,
         default=None,
         partitions=RESIDENT_EVENTS.partitions,
-        # Untyped: str keys and plain dicts under Faust's json codec, no Record classes
-        # (decoding records is where Faust's time goes).
+        # str keys under Faust's json codec; values are the state's JSON bytes, written and
+        # read by the service (`stored_form`, `read_stored`) with no codec or Record class
+        # in between (decoding records is where Faust's time goes). `bytes` means Faust's
+        # raw codec: the bytes go to the store and the changelog as they are.
+        value_type=bytes,
     )
 
     service = ScoringService(

@@ -47,7 +47,7 @@ from scoring.domain.features import (
     resident_row,
     source_flags,
 )
-from scoring.domain.state import Change, Outcome, ResidentState
+from scoring.domain.state import Change, Outcome, ResidentState, read_stored, stored_form
 from shared import metrics
 from shared.codec import UndecodableEvent, decode, encode
 from shared.events import (
@@ -155,7 +155,8 @@ async def _acknowledge_nothing(_: Sequence[Any]) -> None:
 class ScoringService:
     def __init__(
         self,
-        table: MutableMapping[str, dict[str, Any]],
+        # Resident key → state as JSON bytes (`stored_form`); a dict of mappings also reads.
+        table: MutableMapping[str, Any],
         models: ModelRegistry,
         publish: Publish,
         *,
@@ -202,7 +203,7 @@ class ScoringService:
 
     def _fold(self, event: ResidentEventRecorded) -> None:
         key = event.resident_key
-        stored = self.table.get(key)
+        stored = read_stored(self.table.get(key))
         if stored is not None and stored.get(OPTED_OUT):
             # The resident asked to be left out: their state was deleted, and nothing of
             # theirs is kept or scored again.
@@ -221,7 +222,7 @@ class ScoringService:
             return
         if outcome is Outcome.STALE:
             self.stats.stale_ignored += 1
-            self.table[key] = state.to_json()  # remember the id, so a redelivery is a duplicate
+            self.table[key] = stored_form(state.to_json())  # so that a redelivery is a duplicate
             return
         self.stats.events_applied += 1
         published = self._published.pop(key, None)
@@ -233,7 +234,7 @@ class ScoringService:
         self._queue_if_changed(
             event, state, pending.feature_hash if pending else state.feature_hash
         )
-        self.table[key] = state.to_json()
+        self.table[key] = stored_form(state.to_json())
 
     def _update_flags(self, event: ResidentEventRecorded, state: ResidentState) -> None:
         flags = source_flags(state)
@@ -293,6 +294,12 @@ class ScoringService:
         metrics.dead_lettered.add(1, {"messaging.destination.name": topic})
         # The reason only: the record itself may hold anything.
         log.error("dead-lettered a record from %s: %s", topic, reason)
+
+    async def flush_if_waiting(self) -> int:
+        """Flush if anything is queued or waits to be acknowledged."""
+        if self.pending or self._outgoing or self._receipts:
+            return await self.flush()
+        return 0
 
     async def flush(self) -> int:
         """Score everything queued, publish it with anything else owed, then acknowledge
@@ -365,7 +372,8 @@ class ScoringService:
             key = item.resident_key.encode()
             # One producer span per resident in the trace of the event that triggered the
             # scores; its context travels in the headers of each score.
-            with tracer.start_as_current_span(
+            # (Started and ended here rather than made current: nothing runs inside it.)
+            span = tracer.start_span(
                 f"{RISK_SCORES.name} send",
                 context=item.trace_context,
                 kind=trace.SpanKind.PRODUCER,
@@ -377,8 +385,9 @@ class ScoringService:
                     "proactive.bands": [f"{n}={b}" for n, b in bands.items()],
                     "proactive.shadow_scores": len(shadow_messages),
                 },
-            ) as span:
-                headers = [traceparent_header(span.get_span_context()), self._scored_by]
+            )
+            headers = [traceparent_header(span.get_span_context()), self._scored_by]
+            span.end()
             outgoing.extend(Outgoing(RISK_SCORES.name, key, value, headers) for value in messages)
             outgoing.extend(
                 Outgoing(RISK_SCORES_SHADOW.name, key, value, headers) for value in shadow_messages
@@ -402,7 +411,7 @@ class ScoringService:
             self._dead_letter("resident.optouts.v1", value, str(error))
             await self.flush()  # the dead letter is out before this record is acknowledged
             return
-        self.table[event.resident_key] = {OPTED_OUT: True}
+        self.table[event.resident_key] = stored_form({OPTED_OUT: True})
         self.pending.pop(event.resident_key, None)
         self._published.pop(event.resident_key, None)
         self.stats.opt_outs += 1
@@ -412,7 +421,8 @@ class ScoringService:
         hysteresis still decides what is published. Returns residents queued."""
         queued = 0
         with tracer.start_as_current_span("rescore", attributes={"proactive.rescore": str(run_id)}):
-            for key, stored in list(self.table.items()):
+            for key, value in list(self.table.items()):
+                stored = read_stored(value)
                 if stored is None or stored.get(OPTED_OUT):
                     continue
                 state = ResidentState.from_json(stored)
@@ -433,7 +443,7 @@ class ScoringService:
         return queued
 
     def state_of(self, resident_key: str) -> dict[str, Any] | None:
-        stored = self.table.get(resident_key)
+        stored = read_stored(self.table.get(resident_key))
         return dict(stored) if stored is not None else None
 
     def counters(self) -> dict[str, Any]:

@@ -17,15 +17,16 @@ import numpy as np
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.drift import ALARM_PSI, measure_drift
 from scoring.domain.features import FEATURE_COUNT, FEATURE_NAMES, can_be_scored, feature_vector
-from scoring.domain.state import ResidentState
+from scoring.domain.state import ResidentState, read_stored
 
 OPTED_OUT = "opted_out"
 
 
-def held_features(states: Iterable[Mapping[str, Any] | None]) -> np.ndarray:
+def held_features(states: Iterable[bytes | Mapping[str, Any] | None]) -> np.ndarray:
     """The feature rows of every stored state that the worker would score."""
     rows = []
-    for stored in states:
+    for value in states:
+        stored = read_stored(value)
         if not stored or stored.get(OPTED_OUT):
             continue
         state = ResidentState.from_json(dict(stored))
@@ -37,7 +38,7 @@ def held_features(states: Iterable[Mapping[str, Any] | None]) -> np.ndarray:
 
 
 def drift_report(
-    states: Iterable[Mapping[str, Any] | None],
+    states: Iterable[bytes | Mapping[str, Any] | None],
     models: ModelRegistry,
     alarm_at: float = ALARM_PSI,
 ) -> dict[str, Any]:

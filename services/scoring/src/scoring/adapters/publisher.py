@@ -42,10 +42,21 @@ class BatchPublisher:
         """Publish every record; return when the broker has acknowledged all of them."""
         producer = await self._started()
         by_partition: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
+        everyone_of: dict[str, list[int]] = {}
+        # A resident's several records in a flush (up to three scores, a flag) share a key:
+        # hash it once (murmur2 is pure Python in aiokafka).
+        partition_of: dict[tuple[bytes | None, int], int] = {}
         for record in records:
-            partitions = await producer.partitions_for(record.topic)
-            everyone = sorted(partitions)
-            partition = self._partitioner(record.key, everyone, everyone)
+            everyone = everyone_of.get(record.topic)
+            if everyone is None:
+                everyone = everyone_of[record.topic] = sorted(
+                    await producer.partitions_for(record.topic)
+                )
+            slot = (record.key, len(everyone))
+            partition = partition_of.get(slot) if record.key is not None else None
+            if partition is None:
+                partition = self._partitioner(record.key, everyone, everyone)
+                partition_of[slot] = partition
             by_partition[(record.topic, partition)].append(record)
         sent = []
         for (topic, partition), batch_records in by_partition.items():

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
+
 from shared.events import ResidentEventRecorded, Scalar
 
 # Enough to catch redelivery of a recent batch; older duplicates are still refused by
@@ -137,6 +139,24 @@ class ResidentState:
             scores={model: (float(s[0]), str(s[1])) for model, s in data.get("scores", {}).items()},
             flags=list(data.get("flags", [])),
         )
+
+
+def stored_form(data: Mapping[str, Any]) -> bytes:
+    """A state (`ResidentState.to_json()`, or the opted-out marker) as the table holds it:
+    JSON bytes, written by pydantic-core (several times faster than the json module, and
+    the table then needs no codec of its own)."""
+    return pydantic_core.to_json(data)
+
+
+def read_stored(value: bytes | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A table value as a mapping: JSON bytes in the worker's table (including values the
+    json codec wrote before the table held raw bytes), or a mapping already (tests)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        decoded = pydantic_core.from_json(bytes(value))
+        return decoded if isinstance(decoded, dict) else None
+    return value
 
 
 def row_slot(table: str, record_key: str) -> str:

@@ -58,6 +58,11 @@ def register_agents(
             finally:
                 otel_context.detach(token)
                 span.end()
+            if unacknowledged.channel.empty():
+                # Nothing else has arrived: score what is queued now instead of at the
+                # next tick. Under load the queue is rarely empty and batches grow by
+                # themselves (up to the batch size); in a lull an event waits for no timer.
+                await service.flush_if_waiting()
 
     @app.agent(optouts, name="forget-opted-out-residents")
     async def forget_opted_out_residents(stream: faust.StreamT[Any]) -> None:
