@@ -1,9 +1,11 @@
-"""Small, shared Kafka plumbing on aiokafka: topic creation, a producer, a consumer loop.
+"""Small, shared Kafka plumbing on aiokafka: topic creation, a producer, consumer loops.
 
-The consumer loop is the one place that decides what happens to a record: it decodes it,
-runs the handler inside a span joined to the producer's trace, dead-letters what cannot
-be decoded (with the reason), and commits offsets only after the handler returned, so
-delivery is at-least-once and handlers must be idempotent.
+The consumer loops are the one place that decides what happens to a record: they decode
+it, run the handler inside a span joined to the producer's trace, dead-letter what cannot
+be decoded (with the reason), and commit offsets only after the handler returned, so
+delivery is at-least-once and handlers must be idempotent. `consume` hands the handler
+one event at a time; `consume_batches` hands it each poll's events at once (for a handler
+that takes them in one transaction), each with its own span.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel
 
@@ -166,6 +170,106 @@ async def consume(
     )
 
 
+@dataclass(frozen=True)
+class Received(Generic[EventT]):
+    """A decoded event, and the trace context to handle it in: its own `<topic> process`
+    span, joined to the producer's trace (so what the handler makes continues it)."""
+
+    event: EventT
+    context: otel_context.Context
+
+
+async def consume_batches(
+    *,
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    model: type[EventT],
+    handle_batch: Callable[[list[Received[EventT]]], Awaitable[None]],
+    on_poison: PoisonHandler,
+    stopping: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+    max_records: int = 500,
+) -> None:
+    """Consume `topic` until `stopping` is set, handing `handle_batch` each poll's events
+    (up to `max_records`, in order within each partition) at once.
+
+    The rules are `consume`'s: each record gets its `<topic> process` span, joined to the
+    producer's trace, that lasts until its batch was handled; what cannot be decoded goes
+    to `on_poison` with the reason and the rest of the batch carries on; offsets are
+    committed only after `handle_batch` returned (so after its transaction committed),
+    and a batch that fails is not committed, so it comes again: at-least-once."""
+
+    async def handle_records(records: list[ConsumerRecord]) -> None:
+        with tracer.start_as_current_span(
+            f"{topic} process batch",
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": topic,
+                "messaging.consumer.group.name": group_id,
+                "messaging.batch.message_count": len(records),
+            },
+        ) as batch_span:
+            spans: list[trace.Span] = []
+            try:
+                received: list[Received[EventT]] = []
+                for record in records:
+                    span = _process_span(record, topic, group_id)
+                    spans.append(span)
+                    batch_span.add_link(span.get_span_context())
+                    try:
+                        event = decode(record.value, model)
+                    except UndecodableEvent as error:
+                        span.set_attribute("error.type", "UndecodableEvent")
+                        metrics.dead_lettered.add(1, {"messaging.destination.name": topic})
+                        with trace.use_span(span):
+                            await on_poison(record, str(error))
+                        continue
+                    received.append(Received(event, trace.set_span_in_context(span)))
+                if received:
+                    await handle_batch(received)
+            except Exception as error:
+                for span in spans:
+                    span.record_exception(error)
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
+                raise
+            finally:
+                for span in spans:
+                    span.end()
+
+    await consume_records(
+        bootstrap=bootstrap,
+        topics=[topic],
+        group_id=group_id,
+        handle_batch=handle_records,
+        stopping=stopping,
+        on_ready=on_ready,
+        max_records=max_records,
+    )
+
+
+def _process_span(record: ConsumerRecord, topic: str, group_id: str) -> trace.Span:
+    return tracer.start_span(
+        f"{topic} process",
+        context=context_from_headers(record.headers),
+        kind=trace.SpanKind.CONSUMER,
+        attributes=_process_attributes(record, topic, group_id),
+    )
+
+
+def _process_attributes(record: ConsumerRecord, topic: str, group_id: str) -> dict[str, str | int]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": record.offset,
+        "messaging.consumer.group.name": group_id,
+    }
+
+
 async def _process(
     record: ConsumerRecord,
     topic: str,
@@ -179,14 +283,7 @@ async def _process(
         f"{topic} process",
         context=parent,
         kind=trace.SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": topic,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
-            "messaging.consumer.group.name": group_id,
-        },
+        attributes=_process_attributes(record, topic, group_id),
     ) as span:
         try:
             event = decode(record.value, model)

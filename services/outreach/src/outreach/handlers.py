@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from sqlalchemy import delete, func, or_
+from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from outreach.adapters.monitoring import (
+    ScoredResident,
     forget_task_scores,
-    note_scored,
     record_task_score,
     task_scores,
 )
@@ -35,6 +37,7 @@ from outreach.domain.policy import (
     ExistingTask,
     Policy,
     Resident,
+    acts_on,
     add_working_days,
     decide,
     week_start,
@@ -143,30 +146,18 @@ def _publish(session: Session, task: Task, event_type: str, actor: str) -> None:
     session.add(outbox_entry(OUTREACH_TASKS.name, _task_event(task, event_type, actor)))
 
 
-def _resident(session: Session, resident_key: str) -> tuple[list[Task], Resident]:
-    tasks = list(session.exec(select(Task).where(Task.resident_key == resident_key)).all())
-    flags = set(
-        session.exec(
-            select(ResidentFlag.flag).where(ResidentFlag.resident_key == resident_key)
-        ).all()
+def _known(task: Task) -> ExistingTask:
+    """A task as the policy sees it."""
+    return ExistingTask(
+        status=task.status,
+        models=list(task.models),
+        created_at=_aware(task.created_at) or now_utc(),
+        last_contact_at=max(
+            (m for m in (_aware(task.letter_sent_at), _aware(task.contacted_at)) if m),
+            default=None,
+        ),
+        closed_at=_aware(task.closed_at),
     )
-    from_sources = session.get(SourceFlags, resident_key)
-    if from_sources is not None:
-        flags.update(from_sources.flags)
-    known = [
-        ExistingTask(
-            status=t.status,
-            models=list(t.models),
-            created_at=_aware(t.created_at) or now_utc(),
-            last_contact_at=max(
-                (m for m in (_aware(t.letter_sent_at), _aware(t.contacted_at)) if m),
-                default=None,
-            ),
-            closed_at=_aware(t.closed_at),
-        )
-        for t in tasks
-    ]
-    return tasks, Resident(tasks=known, flags=frozenset(flags))
 
 
 # Scores and capacity
@@ -176,13 +167,116 @@ def handle_score(
     engine: Engine, score: RiskScored, policy: Policy, now: datetime | None = None
 ) -> str:
     """Apply the policy to a score; returns what happened (for counting and tests):
-    `create`, `held_for_capacity`, `add_to_open_task`, `suppress`, `none` or `duplicate`."""
+    `create`, `held_for_capacity`, `add_to_open_task`, `suppress`, `none` or `duplicate`.
+    A batch of one (see `handle_scores`)."""
+    return handle_scores(engine, [score], policy, now)[0]
+
+
+def handle_scores(
+    engine: Engine,
+    scores: Sequence[RiskScored],
+    policy: Policy,
+    now: datetime | None = None,
+    contexts: Sequence[otel_context.Context | None] | None = None,
+) -> list[str]:
+    """Apply the policy to a batch of scores in one transaction; returns what happened to
+    each, in order (as `handle_score` says). The decisions are those of taking the scores
+    one at a time in this order: what a score did (a task made, a model added to one, a
+    task released) is seen by the scores after it. A score already taken (in an earlier
+    batch, or earlier in this one) is a `duplicate` and changes nothing.
+
+    The state the policy reads (tasks and flags of the residents whose scores can lead to
+    outreach, which residents were scored before, which events were taken) is read once
+    for the batch. `contexts`, one per score, is the trace context to decide it in (its
+    consumer span), so what the score makes continues its trace."""
     now = now or now_utc()
+    outcomes = ["duplicate"] * len(scores)
     with Session(engine) as session:
-        if _already_processed(session, score.event_id, "scores"):
-            return "duplicate"
-        note_scored(session, score)
-        tasks, resident = _resident(session, score.resident_key)
+        fresh = _not_yet_processed(session, [str(s.event_id) for s in scores], "scores")
+        if not fresh:
+            return outcomes
+        batch = _ScoreBatch(session, policy, now, [scores[i] for i in fresh])
+        for i in fresh:
+            context = contexts[i] if contexts is not None else None
+            token = otel_context.attach(context) if context is not None else None
+            try:
+                outcomes[i] = batch.take(scores[i])
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+        batch.write()
+        session.commit()
+    return outcomes
+
+
+def _not_yet_processed(session: Session, event_ids: list[str], consumer: str) -> list[int]:
+    """The positions of the events not taken before (the first of any repeated within the
+    list); records them as taken, in the caller's transaction."""
+    seen: set[str] = set()
+    for chunk in _chunks(sorted(set(event_ids))):
+        seen.update(
+            session.exec(
+                select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.consumer == consumer, col(ProcessedEvent.event_id).in_(chunk)
+                )
+            ).all()
+        )
+    fresh = []
+    for i, event_id in enumerate(event_ids):
+        if event_id not in seen:
+            seen.add(event_id)
+            fresh.append(i)
+    if fresh:
+        session.execute(
+            insert(ProcessedEvent),
+            [{"event_id": event_ids[i], "consumer": consumer} for i in fresh],
+        )
+    return fresh
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class _ScoreBatch:
+    """One transaction's scores: the state they need, read once, and kept up to date as
+    each score is taken, so that each decides as if the ones before it had committed."""
+
+    def __init__(
+        self, session: Session, policy: Policy, now: datetime, scores: list[RiskScored]
+    ) -> None:
+        self.session, self.policy, self.now = session, policy, now
+        # Only a score the policy acts on reads the resident's tasks and flags.
+        keys = sorted({s.resident_key for s in scores if acts_on(s, policy)})
+        self.tasks: dict[str, list[Task]] = {key: [] for key in keys}
+        self.flags: dict[str, set[str]] = {key: set() for key in keys}
+        for chunk in _chunks(keys):
+            for task in session.exec(select(Task).where(col(Task.resident_key).in_(chunk))):
+                self.tasks[task.resident_key].append(task)
+            for key, flag in session.exec(
+                select(ResidentFlag.resident_key, ResidentFlag.flag).where(
+                    col(ResidentFlag.resident_key).in_(chunk)
+                )
+            ):
+                self.flags[key].add(flag)
+            for from_sources in session.exec(
+                select(SourceFlags).where(col(SourceFlags.resident_key).in_(chunk))
+            ):
+                self.flags[from_sources.resident_key].update(from_sources.flags)
+        self.scored = _ScoredResidents(session, sorted({s.resident_key for s in scores}))
+        # A team's load this week, once read; only releases change it within a batch.
+        self.team_load: dict[str, int] = {}
+
+    def take(self, score: RiskScored) -> str:
+        session, policy, now = self.session, self.policy, self.now
+        self.scored.note(score)
+        if not acts_on(score, policy):
+            return decide(score, policy, Resident(), now).action
+        tasks = self.tasks[score.resident_key]
+        resident = Resident(
+            tasks=[_known(t) for t in tasks], flags=frozenset(self.flags[score.resident_key])
+        )
         decision = decide(score, policy, resident, now)
         reasons = [r.model_dump() for r in score.reasons]
         outcome: str = decision.action
@@ -209,9 +303,9 @@ def handle_score(
             ):
                 task.traceparent = current_traceparent()
             session.add(task)
-            session.flush()
+            tasks.append(task)
             record_task_score(session, task.task_id, score)
-            released = _release_team(session, policy, task.team, now)
+            released = self._release(task.team)
             if task in released:
                 _audit(
                     session, score.resident_key, "created", decision.reason, "policy", task,
@@ -251,8 +345,72 @@ def handle_score(
                 session, score.resident_key, "suppressed", decision.reason, "policy", None,
                 policy.version, str(score.event_id),
             )  # fmt: skip
-        session.commit()
         return outcome
+
+    def _release(self, team: str) -> list[Task]:
+        """`_release_team` after a new task, without reading the team's held tasks when it
+        has no room: within a batch of scores its load only grows."""
+        capacity = self.policy.capacity_of(team)
+        if capacity is not None:
+            if team not in self.team_load:
+                self.team_load[team] = _team_load(self.session, team, self.now)
+            if self.team_load[team] >= capacity:
+                return []
+        released = _release_team(self.session, self.policy, team, self.now)
+        self.team_load.pop(team, None)
+        return released
+
+    def write(self) -> None:
+        self.scored.write()
+
+
+class _ScoredResidents:
+    """Which residents were scored, with the age band, ward, sex and ethnicity of their
+    latest score (the fairness monitor's population): a batch's rows read at once and
+    written at once."""
+
+    FIELDS = ("age_band", "ward", "sex", "ethnicity", "last_scored_at")
+
+    def __init__(self, session: Session, keys: list[str]) -> None:
+        self.session = session
+        self.known: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(keys):
+            for key, *values in session.execute(
+                select_columns(
+                    col(ScoredResident.resident_key),
+                    *(col(getattr(ScoredResident, name)) for name in self.FIELDS),
+                ).where(col(ScoredResident.resident_key).in_(chunk))
+            ):
+                self.known[key] = dict(zip(self.FIELDS, values, strict=True))
+        self.changed: dict[str, dict[str, Any]] = {}
+        self.new: dict[str, dict[str, Any]] = {}
+
+    def note(self, score: RiskScored) -> None:
+        key = score.resident_key
+        row = self.new.get(key) or self.changed.get(key)
+        if row is None:
+            if key in self.known:
+                row = self.changed[key] = {"resident_key": key, **self.known[key]}
+            else:
+                row = self.new[key] = {
+                    "resident_key": key,
+                    "age_band": None,
+                    "ward": None,
+                    "sex": None,
+                    "ethnicity": None,
+                    "first_scored_at": score.occurred_at,
+                }
+        row["age_band"] = score.age_band or row["age_band"]
+        row["ward"] = score.ward or row["ward"]
+        row["sex"] = score.sex or row["sex"]
+        row["ethnicity"] = score.ethnicity or row["ethnicity"]
+        row["last_scored_at"] = score.occurred_at
+
+    def write(self) -> None:
+        if self.new:
+            self.session.execute(insert(ScoredResident), list(self.new.values()))
+        if self.changed:
+            self.session.execute(update(ScoredResident), list(self.changed.values()))
 
 
 def _team_load(session: Session, team: str, now: datetime) -> int:

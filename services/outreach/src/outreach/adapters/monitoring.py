@@ -62,20 +62,8 @@ class TaskScore(SQLModel, table=True):
     recorded_at: datetime = Field(default_factory=_now)
 
 
-# Written by handlers.handle_score, in the score's own transaction.
-
-
-def note_scored(session: Session, score: RiskScored) -> None:
-    """Count the resident among those scored (idempotent: one row per resident)."""
-    seen = session.get(ScoredResident, score.resident_key)
-    if seen is None:
-        seen = ScoredResident(resident_key=score.resident_key, first_scored_at=score.occurred_at)
-    seen.age_band = score.age_band or seen.age_band
-    seen.ward = score.ward or seen.ward
-    seen.sex = score.sex or seen.sex
-    seen.ethnicity = score.ethnicity or seen.ethnicity
-    seen.last_scored_at = score.occurred_at
-    session.add(seen)
+# Written by handlers.handle_scores, in the transaction of the score's batch (which
+# residents were scored is kept there, read and written once a batch).
 
 
 def record_task_score(session: Session, task_id: uuid.UUID, score: RiskScored) -> None:

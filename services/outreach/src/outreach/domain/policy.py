@@ -122,10 +122,17 @@ def youngest_age(age_band: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+def acts_on(score: RiskScored, policy: Policy) -> bool:
+    """Whether the policy has a rule for the score's model and band. When it has none,
+    the decision is `none` whatever is known about the resident."""
+    rule = policy.rule_for(score.model)
+    return rule is not None and score.band in rule.bands
+
+
 def decide(score: RiskScored, policy: Policy, resident: Resident, now: datetime) -> Decision:
     """What to do with one score: one task per resident, however many models fire."""
     rule = policy.rule_for(score.model)
-    if rule is None or score.band not in rule.bands:
+    if rule is None or not acts_on(score, policy):
         return Decision("none", f"{score.model} band {score.band} does not lead to outreach")
     for flag in sorted(resident.flags):
         if flag in policy.exclusions.flags:
