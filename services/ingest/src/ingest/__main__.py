@@ -5,6 +5,7 @@ new API key for a source system (stored hashed, usable at once by a running serv
 it to that revision instead, down as well as up)."""
 
 import argparse
+import gc
 import sys
 
 import uvicorn
@@ -49,7 +50,24 @@ def main() -> None:
         app = create_app(settings)
     except DatabaseNotMigrated as error:
         sys.exit(str(error))
+    tune_garbage_collector()
     uvicorn.run(app, host=settings.bind_host, port=settings.ingest_port, log_level="warning")
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cycle collector's full passes off ingest's hot path.
+
+    A batch of 1,000 changes makes tens of thousands of objects that live as long as the
+    request, long enough to outlast the young collections: with the default thresholds
+    they set off a full collection every few batches, and each walked every object of the
+    process (about 260,000, a quarter of a second on the bench machine). Measured under
+    `proactive bench --ingest-only`: 6 full collections, 1.08 s of 5.7 CPU-seconds for
+    30,000 events. So what start-up made (modules, the app, the mapping) is frozen out of
+    the collector's walks, and the young generation is collected less often, so that a
+    request's objects are mostly freed by reference counting before they are promoted.
+    Cycles are still collected, only less often."""
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 if __name__ == "__main__":
