@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from fastapi.testclient import TestClient
 
 from ingest.adapters.store import create_source_key, revoke_source_keys
 from ingest.app import create_app
+from ingest.handlers import event_id_for
 from ingest.settings import IngestSettings
 from proactive.broker import EmbeddedBroker
 from shared.codec import decode
@@ -338,6 +340,38 @@ def test_accepted_events_survive_a_broker_restart(client_for, read_topic_from):
             assert {r.key for r in records} == keys
     finally:
         broker.stop()
+
+
+def test_a_batch_is_published_on_each_residents_partition_in_the_trace_it_was_posted_in(
+    client_for, topic_reader
+):
+    """The relay sends record batches it partitions itself: each resident's events must
+    land where Kafka's default partitioner puts that key (scoring's state depends on it),
+    in order, each carrying a traceparent of the request's trace."""
+    client, api_key = client_for(cdc_from_kafka=False)
+    people = [a_person() for _ in range(12)]
+    trace_id = uuid.uuid4().hex
+    changes = [
+        resident_change(person_ref, f"{person_ref}-{round_}", postcode=f"RM{round_} 8AA")
+        for round_ in range(3)
+        for person_ref, _ in people
+    ]
+    headers = {**bearer(api_key), "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    with client:
+        response = client.post("/v1/events", json={"events": changes}, headers=headers)
+        assert response.json()["accepted"] == len(changes)
+        keys = {key.encode() for _, key in people}
+        records = topic_reader(RESIDENT_EVENTS.name, lambda r: r.key in keys, want=len(changes))
+    everyone = list(range(RESIDENT_EVENTS.partitions))
+    for record in records:
+        assert record.partition == DefaultPartitioner()(record.key, everyone, everyone)
+        [traceparent] = [value for name, value in record.headers if name == "traceparent"]
+        assert traceparent.decode().split("-")[1] == trace_id
+    for person_ref, key in people:  # one resident's events in the order they were posted
+        theirs = sorted((r for r in records if r.key == key.encode()), key=lambda r: r.offset)
+        assert [decode(r.value, ResidentEventRecorded).event_id for r in theirs] == [
+            event_id_for("people", f"{person_ref}-{round_}") for round_ in range(3)
+        ]
 
 
 def test_ingest_keeps_its_records_in_postgresql_when_configured(
