@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, or_, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from outreach.adapters.monitoring import (
     ScoredResident,
@@ -265,8 +266,7 @@ class _ScoreBatch:
             ):
                 self.flags[from_sources.resident_key].update(from_sources.flags)
         self.scored = _ScoredResidents(session, sorted({s.resident_key for s in scores}))
-        # A team's load this week, once read; only releases change it within a batch.
-        self.team_load: dict[str, int] = {}
+        self.teams: dict[str, _Team] = {}
 
     def take(self, score: RiskScored) -> str:
         session, policy, now = self.session, self.policy, self.now
@@ -305,7 +305,7 @@ class _ScoreBatch:
             session.add(task)
             tasks.append(task)
             record_task_score(session, task.task_id, score)
-            released = self._release(task.team)
+            released = self._release(task.team, task)
             if task in released:
                 _audit(
                     session, score.resident_key, "created", decision.reason, "policy", task,
@@ -347,21 +347,44 @@ class _ScoreBatch:
             )  # fmt: skip
         return outcome
 
-    def _release(self, team: str) -> list[Task]:
-        """`_release_team` after a new task, without reading the team's held tasks when it
-        has no room: within a batch of scores its load only grows."""
-        capacity = self.policy.capacity_of(team)
-        if capacity is not None:
-            if team not in self.team_load:
-                self.team_load[team] = _team_load(self.session, team, self.now)
-            if self.team_load[team] >= capacity:
-                return []
-        released = _release_team(self.session, self.policy, team, self.now)
-        self.team_load.pop(team, None)
+    def _release(self, team: str, task: Task) -> list[Task]:
+        """`_release_team` after `task` (new, held) joined the team: the same tasks are
+        released, highest score first, while there is room. The team's load and held tasks
+        are read once a batch, without flushing what the batch did so far: within a batch
+        of scores only the releases kept here change them."""
+        session, capacity = self.session, self.policy.capacity_of(team)
+        state = self.teams.get(team)
+        if state is None:
+            with session.no_autoflush:
+                load = 0 if capacity is None else _team_load(session, team, self.now)
+            state = self.teams[team] = _Team(load)
+        state.new.append(task)
+        if capacity is not None and state.load >= capacity:
+            return []
+        if state.held is None:
+            with session.no_autoflush:
+                state.held = list(session.exec(_held_tasks(team)).all())
+        candidates = {id(t): t for t in (*state.held, *state.new)}
+        held = [t for t in candidates.values() if t.status == "held_for_capacity"]
+        held.sort(key=lambda t: (-t.priority, _aware(t.created_at) or self.now))
+        released = held if capacity is None else held[: capacity - state.load]
+        for each in released:
+            _release_task(session, each, self.now)
+        state.load += len(released)
         return released
 
     def write(self) -> None:
         self.scored.write()
+
+
+class _Team:
+    """A team's week as a batch of scores sees it: the tasks it took on (its load), the
+    held tasks read from the database (once it has room) and those the batch made."""
+
+    def __init__(self, load: int) -> None:
+        self.load = load
+        self.held: list[Task] | None = None
+        self.new: list[Task] = []
 
 
 class _ScoredResidents:
@@ -428,34 +451,42 @@ def _team_load(session: Session, team: str, now: datetime) -> int:
     )
 
 
-def _release_team(session: Session, policy: Policy, team: str, now: datetime) -> list[Task]:
-    """Move held tasks into the officers' queue, highest score first, while there is room."""
-    capacity = policy.capacity_of(team)
-    held = session.exec(
+def _held_tasks(team: str) -> SelectOfScalar[Task]:
+    return (
         select(Task)
         .where(Task.team == team, Task.status == "held_for_capacity")
         .order_by(col(Task.priority).desc(), col(Task.created_at))
-    ).all()
+    )
+
+
+def _release_team(session: Session, policy: Policy, team: str, now: datetime) -> list[Task]:
+    """Move held tasks into the officers' queue, highest score first, while there is room."""
+    capacity = policy.capacity_of(team)
+    held = session.exec(_held_tasks(team)).all()
     if not held:
         return []
     room = len(held) if capacity is None else max(0, capacity - _team_load(session, team, now))
     released = list(held[:room])
     for task in released:
-        task.status = "proposed"
-        task.released_at = now
-        task.updated_at = now
-        session.add(task)
-        if task.created_at and _aware(task.created_at) != now:
-            _audit(
-                session, task.resident_key, "released",
-                f"{team} has room this week; released highest score first", "policy", task,
-            )  # fmt: skip
-        made_in = context_from_headers(
-            [("traceparent", task.traceparent.encode())] if task.traceparent else None
-        )
-        with tracer.start_as_current_span("task release", context=made_in):
-            _publish(session, task, "TaskCreated", "policy")
+        _release_task(session, task, now)
     return released
+
+
+def _release_task(session: Session, task: Task, now: datetime) -> None:
+    task.status = "proposed"
+    task.released_at = now
+    task.updated_at = now
+    session.add(task)
+    if task.created_at and _aware(task.created_at) != now:
+        _audit(
+            session, task.resident_key, "released",
+            f"{task.team} has room this week; released highest score first", "policy", task,
+        )  # fmt: skip
+    made_in = context_from_headers(
+        [("traceparent", task.traceparent.encode())] if task.traceparent else None
+    )
+    with tracer.start_as_current_span("task release", context=made_in):
+        _publish(session, task, "TaskCreated", "policy")
 
 
 def release_held(engine: Engine, policy: Policy, now: datetime | None = None) -> int:
