@@ -201,6 +201,29 @@ class OutboxRelay:
         # its span's traceparent, so each consumer's span joins that request's trace. A span
         # per record was most of the relay's cost at thousands of events a second.
         spans: dict[tuple[str, str | None], tuple[Span, list[Header]]] = {}
+        try:
+            counts = await self._send(producer, rows, spans)
+        except BaseException as error:
+            for span, _ in spans.values():
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                span.end()
+            raise
+        for span, _ in spans.values():
+            span.end()
+        await asyncio.to_thread(self._mark_published, [row[0] for row in rows])
+        for topic, count in counts.items():
+            metrics.events_out.add(count, {"messaging.destination.name": topic})
+        self.published += len(rows)
+        return len(rows)
+
+    async def _send(
+        self,
+        producer: AIOKafkaProducer,
+        rows: list[Row[tuple[int, str, str | None, bytes, str | None]]],
+        spans: dict[tuple[str, str | None], tuple[Span, list[Header]]],
+    ) -> dict[str, int]:
+        """Send `rows` as one record batch per partition (more if one fills), in order;
+        return once the broker has acknowledged every one. Counts by topic."""
         by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes, list[Header]]]] = {}
         counts: dict[str, int] = {}
         partitions: dict[str, list[int]] = {}
@@ -220,8 +243,10 @@ class OutboxRelay:
                         "messaging.operation.type": "publish",
                     },
                 )
-                headers = [traceparent_header(span.get_span_context())]
-                sending = spans[(topic, traceparent)] = (span, headers)
+                sending = spans[(topic, traceparent)] = (
+                    span,
+                    [traceparent_header(span.get_span_context())],
+                )
             everyone = partitions.get(topic)
             if everyone is None:
                 everyone = partitions[topic] = sorted(await producer.partitions_for(topic))
@@ -229,35 +254,22 @@ class OutboxRelay:
             partition = _partitioner(key_bytes, everyone, everyone)
             by_partition.setdefault((topic, partition), []).append((key_bytes, payload, sending[1]))
             counts[topic] = counts.get(topic, 0) + 1
-        try:
-            deliveries = []
-            for (topic, partition), records in by_partition.items():
-                batch = producer.create_batch()
-                for key_bytes, payload, headers in records:
-                    if batch.append(key=key_bytes, value=payload, timestamp=None, headers=headers):
-                        continue
-                    # Full: send what it holds and start another (in order, per partition).
-                    batch.close()
-                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    if batch.append(key=key_bytes, value=payload, timestamp=None, headers=headers):
-                        continue
-                    raise ValueError(f"an outbox record for {topic} is larger than a batch")
+        deliveries = []
+        for (topic, partition), records in by_partition.items():
+            batch = producer.create_batch()
+            for key_bytes, payload, headers in records:
+                if batch.append(key=key_bytes, value=payload, timestamp=None, headers=headers):
+                    continue
+                # Full: send what it holds and start another (in order, per partition);
+                # an empty batch takes any record.
                 batch.close()
                 deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-            await asyncio.gather(*deliveries)
-        except BaseException as error:
-            for span, _ in spans.values():
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                span.end()
-            raise
-        for span, _ in spans.values():
-            span.end()
-        await asyncio.to_thread(self._mark_published, [row[0] for row in rows])
-        for topic, count in counts.items():
-            metrics.events_out.add(count, {"messaging.destination.name": topic})
-        self.published += len(rows)
-        return len(rows)
+                batch = producer.create_batch()
+                batch.append(key=key_bytes, value=payload, timestamp=None, headers=headers)
+            batch.close()
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*deliveries)
+        return counts
 
     def _unpublished(self) -> list[Row[tuple[int, str, str | None, bytes, str | None]]]:
         with self.engine.connect() as connection:
@@ -273,7 +285,7 @@ class OutboxRelay:
                     .where(OUTBOX.c.published_at.is_(None))
                     .order_by(OUTBOX.c.id)
                     .limit(self.batch_size)
-                )
+                ).all()
             )
 
     def _mark_published(self, ids: list[int]) -> None:
