@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from scoring.app import build_app
+from scoring.handlers import Outgoing
 from scoring.settings import ScoringSettings
-from shared.codec import encode
+from shared.codec import decode, encode
+from shared.events import RiskScored
+from shared.topics import RISK_SCORES
 
 
 @pytest.mark.unit
-async def test_the_agent_folds_each_event_into_the_table_and_counts_it(
+async def test_the_agent_folds_each_event_into_the_table_and_scores_it_without_waiting(
     tmp_path: Path, build: ModuleType
 ) -> None:
     settings = ScoringSettings(data_dir=tmp_path, scoring_batch_size=1000)
     scoring = build_app(settings, broker="kafka://127.0.0.1:9", store="memory://")
+    published: list[Outgoing] = []
+
+    async def publish(records: Sequence[Outgoing]) -> None:
+        published.extend(records)
+
+    scoring.service.publish = publish
     history = build.high_risk_history()
     async with scoring.agent.test_context() as agent:
         for event in history:
@@ -28,4 +38,12 @@ async def test_the_agent_folds_each_event_into_the_table_and_counts_it(
     assert stats["events_applied"] == len(history)
     assert stats["duplicates_ignored"] == 1
     assert stats["residents"] == 1
-    assert stats["scores_pending"] == 1
+    # Each event arrived to an otherwise empty stream, so its scores went out at once,
+    # long before the batch (1,000) filled and with no timer running in the test.
+    assert stats["scores_pending"] == 0
+    assert stats["events_unacknowledged"] == 0
+    scores = [
+        decode(record.value, RiskScored) for record in published if record.topic == RISK_SCORES.name
+    ]
+    assert {score.model for score in scores} == {"falls", "homelessness", "frailty"}
+    assert {score.triggered_by for score in scores} <= {event.event_id for event in history}

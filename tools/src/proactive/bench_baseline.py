@@ -1,8 +1,18 @@
-"""The naive baseline `proactive bench` measures scoring against: a plain Faust agent that
-decodes each resident event and calls scikit-learn's `predict_proba` on one row per model,
-per event — the way scoring is often first written. Run as its own process:
+"""What `proactive bench` measures scoring against, each a plain Faust agent over
+`resident.events.v1` in its own consumer group (`BENCH_MODE`):
 
-    python -m proactive.bench_baseline   (PROACTIVE_KAFKA_BOOTSTRAP, BENCH_WEB_PORT)
+- `naive` (the baseline): decodes each resident event and calls scikit-learn's
+  `predict_proba` on one row per model, per event — the way scoring is often first written;
+- `noop`: takes each event and does nothing with it — Faust's own ceiling on this machine;
+- `table`: writes one value per event to a changelog-backed table on the RocksDB store,
+  with the producer settings scoring uses on the embedded broker — the ceiling of the
+  design the issue prescribes (state updated per event, inside stream iteration) before
+  any decoding, features, models, scores or traces.
+
+Run as its own process:
+
+    python -m proactive.bench_baseline   (PROACTIVE_KAFKA_BOOTSTRAP, BENCH_WEB_PORT,
+                                          BENCH_MODE, PROACTIVE_DATA_DIR)
 
 `/stats` reports how many events it has processed.
 """
@@ -17,6 +27,8 @@ import faust
 import numpy as np
 from faust.web import Request, Response, View
 from sklearn.linear_model import LogisticRegression
+
+from shared.topics import RESIDENT_EVENTS
 
 FEATURES = 20
 NUMERIC_ATTRIBUTES = (
@@ -38,14 +50,36 @@ def _models() -> list[LogisticRegression]:
     return models
 
 
+MODES = ("naive", "noop", "table")
+TABLE = "state"
+
+
+def changelog_topic(mode: str) -> str:
+    """Created up front, with the source topic's partitions (the Faust notes)."""
+    return f"{app_id(mode)}-{TABLE}-changelog"
+
+
+def app_id(mode: str) -> str:
+    return "proactive-bench-naive-baseline" if mode == "naive" else f"proactive-bench-faust-{mode}"
+
+
 def main() -> None:
     bootstrap = os.environ.get("PROACTIVE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     port = int(os.environ.get("BENCH_WEB_PORT", "6066"))
-    models = _models()
+    mode = os.environ.get("BENCH_MODE", "naive")
+    if mode not in MODES:
+        raise SystemExit(f"BENCH_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+    data_dir = os.environ.get("PROACTIVE_DATA_DIR", ".")
+    models = _models() if mode == "naive" else []
     app = faust.App(
-        "proactive-bench-naive-baseline",
+        app_id(mode),
         broker=f"kafka://{bootstrap}",
-        store="memory://",
+        store="rocksdb://" if mode == "table" else "memory://",
+        datadir=os.path.join(data_dir, "faust"),
+        topic_partitions=RESIDENT_EVENTS.partitions,
+        # As scoring on the embedded broker: one changelog record per produce request.
+        producer_linger_ms=0,
+        producer_max_batch_size=1,
         autodiscover=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -56,11 +90,26 @@ def main() -> None:
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )
-    events = app.topic("resident.events.v1", value_type=bytes, value_serializer="raw")
+    events = app.topic(
+        RESIDENT_EVENTS.name, key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
     processed = {"events": 0}
+    table = (
+        app.Table(TABLE, default=None, partitions=RESIDENT_EVENTS.partitions, value_type=bytes)
+        if mode == "table"
+        else {}
+    )
 
-    @app.agent(events)
-    async def score(stream: faust.StreamT[bytes]) -> None:
+    async def take_only(stream: faust.StreamT[bytes]) -> None:
+        async for _ in stream:
+            processed["events"] += 1
+
+    async def write_table(stream: faust.StreamT[bytes]) -> None:
+        async for key, value in stream.items():
+            table[key.decode()] = value[:1024]  # about a resident's state
+            processed["events"] += 1
+
+    async def naive(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             event = json.loads(value)
             row = np.zeros((1, FEATURES))
@@ -71,11 +120,15 @@ def main() -> None:
                 model.predict_proba(row)
             processed["events"] += 1
 
+    app.agent(events, name=mode)({"naive": naive, "noop": take_only, "table": write_table}[mode])
+
     @app.page("/stats")
     async def stats(view: View, request: Request) -> Response:
         return view.json(processed)
 
-    sys.argv = ["baseline", "worker", "--web-port", str(port), "--loglevel", "warn"]
+    # `info`, not `warn`: at `warn` Faust turns the root logger to DEBUG for its spinner, and
+    # every debug call then costs a log record (scoring's worker avoids that the same way).
+    sys.argv = ["baseline", "worker", "--web-port", str(port), "--loglevel", "info"]
     app.main()
 
 

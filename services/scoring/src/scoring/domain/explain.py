@@ -38,21 +38,40 @@ def top_reasons(
     Only positive contributions are reasons: a feature that lowered the score is not a
     reason to reach out. A resident with no raising feature gets no reasons.
     """
+    return [
+        Reason.model_construct(
+            feature=str(fields["feature"]),
+            text=str(fields["text"]),
+            contribution=float(fields["contribution"]),
+            source_table=str(fields["source_table"]),
+        )
+        for fields in top_reason_fields(contributions, feature_names, texts, limit)
+    ]
+
+
+def top_reason_fields(
+    contributions: np.ndarray,
+    feature_names: Sequence[str],
+    texts: Mapping[str, ReasonText],
+    limit: int = TOP_REASONS,
+) -> list[dict[str, str | float]]:
+    """`top_reasons` as plain mappings, the fields of `Reason` in its order (for a worker
+    that writes scores' JSON directly)."""
     values = contributions.tolist()  # 20 floats: plain Python beats numpy calls here
     order = sorted(range(len(values)), key=lambda index: -values[index])[:limit]
-    reasons = []
+    reasons: list[dict[str, str | float]] = []
     for index in order:
         value = values[index]
         if value <= 0:
             break
         name = feature_names[index]
         reasons.append(
-            Reason.model_construct(
-                feature=name,
-                text=texts[name].text,
-                contribution=round(value, 4),
-                source_table=texts[name].source_table,
-            )
+            {
+                "feature": name,
+                "text": texts[name].text,
+                "contribution": round(value, 4),
+                "source_table": texts[name].source_table,
+            }
         )
     return reasons
 

@@ -82,6 +82,11 @@ class ResidentState:
     scores: dict[str, tuple[float, str]] = field(default_factory=dict)
     # The source-system flags last published on `resident.flags.v1` (deceased, open case).
     flags: list[str] = field(default_factory=list)
+    # Live rows by table, built on first use after a change: the features ask for one
+    # table at a time, a dozen times per event (not stored, not compared).
+    _live_by_table: dict[str, list[dict[str, Scalar]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def apply(self, change: Change) -> Outcome:
         seen_id = change.event_id[:SEEN_ID_CHARS]
@@ -98,6 +103,7 @@ class ResidentState:
         self.rows[slot] = Row(
             change.occurred_at, change.event_id, change.deleted, dict(change.attributes)
         )
+        self._live_by_table = None
         self.latest = max(self.latest, change.occurred_at)
         return Outcome.APPLIED
 
@@ -107,13 +113,15 @@ class ResidentState:
             del self.seen[: len(self.seen) - SEEN_LIMIT]
 
     def live_rows(self, table: str) -> list[dict[str, Scalar]]:
-        """The current attributes of every row of `table` that has not been deleted."""
-        prefix = table + "/"
-        return [
-            row.attributes
-            for slot, row in self.rows.items()
-            if slot.startswith(prefix) and not row.deleted
-        ]
+        """The current attributes of every row of `table` that has not been deleted, in
+        the order the rows were first seen."""
+        if self._live_by_table is None:
+            index: dict[str, list[dict[str, Scalar]]] = {}
+            for slot, row in self.rows.items():
+                if not row.deleted:
+                    index.setdefault(slot.partition("/")[0], []).append(row.attributes)
+            self._live_by_table = index
+        return self._live_by_table.get(table, [])
 
     def to_json(self) -> dict[str, Any]:
         return {
