@@ -42,7 +42,7 @@ from proactive.stack import Ports, Stack
 from shared.inbound import SourceChange
 from shared.kafka import ensure_topics
 from shared.telemetry import read_spans
-from shared.topics import RISK_SCORES, Topic
+from shared.topics import RESIDENT_EVENTS, RISK_SCORES, Topic
 
 console = Console(stderr=True)
 
@@ -285,10 +285,10 @@ def _traceparent() -> tuple[str, str]:
 
 
 async def offered_load(
-    url: str, api_key: str, changes: list[SourceChange], rate: int, slice_s: float = 0.05
+    url: str, api_key: str, changes: list[SourceChange], rate: int, slice_s: float = 0.01
 ) -> dict[str, float]:
-    """Send `rate` events a second in small batches, each in its own trace; returns the
-    send time of each trace."""
+    """Send `rate` events a second in small batches (a steady stream: 10 events every 10 ms
+    at 1,000 a second), each in its own trace; returns the send time of each trace."""
     per_slice = max(1, int(rate * slice_s))
     sent: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=30) as client:
@@ -310,8 +310,40 @@ async def offered_load(
     return sent
 
 
-async def score_times(bootstrap: str, wanted: set[str], timeout_s: float) -> dict[str, list[float]]:
-    """Epoch seconds at which each trace's scores were produced, from risk.scores.v1."""
+async def record_times(bootstrap: str, topic: str, partitions: int) -> dict[str, float]:
+    """Event id → when the record was appended (its Kafka timestamp, epoch seconds)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(assigned)
+    await consumer.seek_to_beginning(*assigned)
+    found: dict[str, float] = {}
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 1.5:
+        for records in (await consumer.getmany(timeout_ms=300)).values():
+            for record in records:
+                quiet_since = time.monotonic()
+                found[json.loads(record.value)["event_id"]] = record.timestamp / 1000
+    await consumer.stop()
+    return found
+
+
+async def scoring_hop_ms(bootstrap: str, triggered: dict[str, float]) -> list[float]:
+    """Scoring's own latency: from an event's append to resident.events.v1 to the append of
+    the score it triggered to risk.scores.v1 (both Kafka timestamps, one clock)."""
+    appended = await record_times(bootstrap, RESIDENT_EVENTS.name, RESIDENT_EVENTS.partitions)
+    return [
+        (scored_at - appended[event_id]) * 1000
+        for event_id, scored_at in triggered.items()
+        if event_id in appended
+    ]
+
+
+async def score_times(
+    bootstrap: str, wanted: set[str], timeout_s: float, triggered: dict[str, float] | None = None
+) -> dict[str, list[float]]:
+    """Epoch seconds at which each trace's scores were produced, from risk.scores.v1; and,
+    into `triggered`, when the first score of each triggering event was appended."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     partitions = [TopicPartition(RISK_SCORES.name, p) for p in range(RISK_SCORES.partitions)]
@@ -328,10 +360,12 @@ async def score_times(bootstrap: str, wanted: set[str], timeout_s: float) -> dic
                 header = dict(record.headers).get("traceparent", b"").decode()
                 trace_id = header.split("-")[1] if header.count("-") == 3 else ""
                 if trace_id in wanted:
-                    produced = json.loads(record.value)["produced_at"]
+                    score = json.loads(record.value)
                     found.setdefault(trace_id, []).append(
-                        datetime.fromisoformat(produced).timestamp()
+                        datetime.fromisoformat(score["produced_at"]).timestamp()
                     )
+                    if triggered is not None:
+                        triggered.setdefault(score["triggered_by"], record.timestamp / 1000)
     await consumer.stop()
     return found
 
@@ -358,6 +392,97 @@ def latencies_ms(sent: dict[str, float], arrived: dict[str, list[float]]) -> lis
     ]
 
 
+# 2. Scoring beside its references ------------------------------------------------------
+
+
+def two_scoring_workers(
+    stack: Stack, data_dir: Path, key: str, changes: list[SourceChange], published: int
+) -> dict[str, Any]:
+    """A second worker joins the group; the partitions are shared; a second batch goes in
+    and the two workers' rate is measured together; then the second one leaves."""
+    port = free_port()
+    env = {**stack.env, "PROACTIVE_DATA_DIR": str(data_dir), "PROACTIVE_SCORING_PORT": str(port)}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    second = _start("scoring", env, data_dir / "scoring.log")
+    urls = [stack.ports.url("scoring"), f"http://127.0.0.1:{port}"]
+    pids = [stack.processes["scoring"].pid, second.pid]
+    ingest_url = stack.ports.url("ingest")
+
+    def consumed() -> int:
+        return sum(int(_get_json(f"{url}/stats").get("events_consumed", 0)) for url in urls)
+
+    def shared_out() -> bool:
+        held = [_get_json(f"{url}/stats").get("partitions") or [] for url in urls]
+        return all(held) and sum(map(len, held)) == RESIDENT_EVENTS.partitions
+
+    try:
+        wait_until(
+            lambda: shared_out() and all(_answers_ready(url) for url in urls),
+            180,
+            "two workers to share the partitions",
+        )
+        before = consumed()
+        asyncio.run(post_all(ingest_url, key, changes, batch=1000, workers=3))
+        wait_until(lambda: consumed() > before, 120, "the two workers to start on the batch")
+        first, started_at = time.perf_counter(), consumed()
+        cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+        wait_until(
+            lambda: _get_json(f"{ingest_url}/stats").get("outbox_pending") == 0,
+            300,
+            "ingest to publish the second batch",
+        )
+        newly_published = int(_get_json(f"{ingest_url}/stats")["published"]) - published
+        target = before + newly_published
+        wait_until(lambda: consumed() >= target, 900, "two workers to consume the batch")
+        seconds = time.perf_counter() - first
+        cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
+    finally:
+        _stop(second)
+    # The first worker takes every partition back before anything else is measured.
+    wait_until(
+        lambda: (
+            len(_get_json(f"{urls[0]}/stats").get("partitions") or []) == RESIDENT_EVENTS.partitions
+            and _answers_ready(urls[0])
+        ),
+        180,
+        "the first worker to take its partitions back",
+    )
+    return {
+        "scoring_two_workers_events_per_s": round((target - started_at) / seconds),
+        "scoring_two_workers_events_per_cpu_s": round((target - started_at) / max(0.01, cpu)),
+    }
+
+
+def reference_rate(mode: str, count: int, bootstrap: str, work: Path) -> tuple[int, int]:
+    """Events a second, and per CPU-second, of a reference agent over `count` events of
+    resident.events.v1 (`proactive.bench_baseline`, each in its own consumer group)."""
+    from proactive.bench_baseline import changelog_topic
+
+    if mode == "table":
+        changelog = Topic(changelog_topic(mode), RESIDENT_EVENTS.partitions, compacted=True)
+        asyncio.run(ensure_topics(bootstrap, [changelog]))
+    port = free_port()
+    env = _env(work / mode, bootstrap)
+    env.update({"BENCH_WEB_PORT": str(port), "BENCH_MODE": mode})
+    (work / mode).mkdir(parents=True, exist_ok=True)
+    agent = _start("proactive.bench_baseline", env, work / f"{mode}.log")
+    url = f"http://127.0.0.1:{port}/stats"
+    try:
+        wait_until(lambda: _get_json(url).get("events", 0) > 0, 120, f"the {mode} agent to start")
+        first, start_count = time.perf_counter(), _get_json(url)["events"]
+        cpu_before = _cpu_seconds(agent.pid)
+        wait_until(
+            lambda: _get_json(url).get("events", 0) >= start_count + count,
+            600,
+            f"the {mode} agent to take its sample",
+        )
+        done = _get_json(url)["events"] - start_count
+        seconds, cpu = time.perf_counter() - first, _cpu_seconds(agent.pid) - cpu_before
+    finally:
+        _stop(agent)
+    return round(done / seconds), round(done / max(0.01, cpu))
+
+
 # The run --------------------------------------------------------------------------------
 
 
@@ -367,6 +492,8 @@ def run(quick: bool) -> dict[str, Any]:
         "raw": 10_000 if quick else 100_000,
         "ingest": 3_000 if quick else 50_000,
         "baseline": 800 if quick else 5_000,
+        # Faust alone, and Faust with one table write per event: the design's ceilings.
+        "reference": 5_000 if quick else 20_000,
         "latency_s": 3 if quick else 15,
         "rescore": 220_000,
     }
@@ -377,17 +504,10 @@ def run(quick: bool) -> dict[str, Any]:
     )
     with progress:
         step = progress.add_task("Preparing synthetic events", total=7)
-        # The re-score runs in its own process; started now, it overlaps the stack's start
-        # (mostly waiting on consumer-group joins) instead of adding to the run's length.
-        rescore = subprocess.Popen(
-            [sys.executable, "-m", "scoring.rescore", "--bench", str(sizes["rescore"]), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        changes = synthetic_changes(sizes["ingest"] + 1000 * sizes["latency_s"] + 1000)
+        changes = synthetic_changes(2 * sizes["ingest"] + 1000 * sizes["latency_s"] + 1000)
         ingest_changes = changes[: sizes["ingest"]]
-        latency_changes = changes[sizes["ingest"] :][: 1000 * sizes["latency_s"]]
+        second_batch = changes[sizes["ingest"] : 2 * sizes["ingest"]]
+        latency_changes = changes[2 * sizes["ingest"] :][: 1000 * sizes["latency_s"]]
         progress.advance(step)
 
         progress.update(step, description="Starting the embedded stack")
@@ -428,6 +548,7 @@ def run(quick: bool) -> dict[str, Any]:
                 "scoring to start on the batch",
             )
             first = time.perf_counter()
+            cpu_before = _cpu_seconds(stack.processes["scoring"].pid)
             started_at = _get_json(f"{scoring_url}/stats")["events_consumed"]
             # A change whose link never came (a rent account without its tenancy in this
             # sample) waits in ingest and is never published: count what was published.
@@ -445,6 +566,12 @@ def run(quick: bool) -> dict[str, Any]:
             results["scoring_events_per_s"] = round(
                 (target - started_at) / (time.perf_counter() - first)
             )
+            # The same events per CPU-second of the worker: steadier than the rate on a
+            # machine shared with the broker and ingest.
+            results["scoring_events_per_cpu_s"] = round(
+                (target - started_at)
+                / max(0.01, _cpu_seconds(stack.processes["scoring"].pid) - cpu_before)
+            )
             counters = _get_json(f"{scoring_url}/stats")
             residents = max(1, int(counters.get("residents", 1)))
             results["scoring_residents"] = residents
@@ -453,6 +580,13 @@ def run(quick: bool) -> dict[str, Any]:
             state_bytes = sum(f.stat().st_size for f in state_dir.rglob("*") if f.is_file())
             results["bytes_per_resident"] = round(state_bytes / residents)
             results["rss_bytes_per_resident"] = round(results["scoring_rss_bytes"] / residents)
+            progress.update(step, description="Scoring with a second worker")
+            published_so_far = int(_get_json(f"{ingest_url}/stats")["published"])
+            results.update(
+                two_scoring_workers(
+                    stack, work / "scoring-2", key, second_batch, published=published_so_far
+                )
+            )
             for process in downstream:
                 process.send_signal(signal.SIGCONT)
             # Let outreach and notify catch up before latency is measured.
@@ -471,37 +605,27 @@ def run(quick: bool) -> dict[str, Any]:
 
             progress.update(step, description="Latency at 1,000 events/s through the whole stack")
             sent = asyncio.run(offered_load(ingest_url, key, latency_changes, rate=1000))
-            scored = asyncio.run(score_times(bootstrap, set(sent), timeout_s=120))
+            triggered: dict[str, float] = {}
+            scored = asyncio.run(score_times(bootstrap, set(sent), 120, triggered))
+            scoring_hop = asyncio.run(scoring_hop_ms(bootstrap, triggered))
             progress.advance(step)
 
-            progress.update(step, description="Naive baseline: scikit-learn per event in Faust")
-            baseline_port = free_port()
-            env = _env(work / "baseline", bootstrap)
-            env["BENCH_WEB_PORT"] = str(baseline_port)
-            baseline = _start("proactive.bench_baseline", env, work / "baseline.log")
-            baseline_url = f"http://127.0.0.1:{baseline_port}/stats"
-            try:
-                wait_until(
-                    lambda: _get_json(baseline_url).get("events", 0) > 0, 120, "baseline start"
-                )
-                first = time.perf_counter()
-                start_count = _get_json(baseline_url)["events"]
-                wait_until(
-                    lambda: (
-                        _get_json(baseline_url).get("events", 0) >= start_count + sizes["baseline"]
-                    ),
-                    600,
-                    "the baseline to score its sample",
-                )
-                done = _get_json(baseline_url)["events"] - start_count
-                results["baseline_scoring_events_per_s"] = round(
-                    done / (time.perf_counter() - first)
-                )
-            finally:
-                _stop(baseline)
+            for mode, count, description in (
+                ("naive", sizes["baseline"], "Naive baseline: scikit-learn per event in Faust"),
+                ("noop", sizes["reference"], "Faust alone: events taken, nothing done"),
+                ("table", sizes["reference"], "Faust with one state-table write per event"),
+            ):
+                progress.update(step, description=description)
+                rate, per_cpu_s = reference_rate(mode, count, bootstrap, work)
+                results[f"{mode}_faust_events_per_s"] = rate
+                results[f"{mode}_faust_events_per_cpu_s"] = per_cpu_s
+            results["baseline_scoring_events_per_s"] = results.pop("naive_faust_events_per_s")
+            results["baseline_events_per_cpu_s"] = results.pop("naive_faust_events_per_cpu_s")
             progress.advance(step)
         finally:
             stack.stop()
+        for label, share in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+            results[f"scoring_latency_ms_{label}"] = round(percentile(scoring_hop, share), 1)
         to_score = latencies_ms(sent, scored)
         to_decision = latencies_ms(sent, decision_times(work / "stack" / "traces", set(sent)))
         for name, values in (("e2e_latency_ms", to_score), ("decision_latency_ms", to_decision)):
@@ -510,13 +634,24 @@ def run(quick: bool) -> dict[str, Any]:
         results["latency_samples"] = len(to_score)
 
         progress.update(step, description="Full re-score of 220,000 residents")
-        output, _ = rescore.communicate(timeout=300)
+        # In its own process, once the stack has stopped: it has the machine to itself.
+        rescore = subprocess.run(
+            [sys.executable, "-m", "scoring.rescore", "--bench", str(sizes["rescore"]), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        output = rescore.stdout
         rescored = json.loads(output.strip().splitlines()[-1])
         results["rescore_220k_s"] = rescored["rescore_s"]
         results["single_onnx_call_220k_s"] = rescored["single_onnx_call_s"]
         progress.advance(step)
     results["scoring_vs_baseline"] = round(
         results["scoring_events_per_s"] / max(1, results["baseline_scoring_events_per_s"]), 1
+    )
+    results["scoring_vs_baseline_per_cpu_s"] = round(
+        results["scoring_events_per_cpu_s"] / max(1, results["baseline_events_per_cpu_s"]), 1
     )
     results["machine"] = {
         "cpus": os.cpu_count(),
@@ -542,22 +677,25 @@ def write_outputs(results: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     pairs = [
         ("Ingest (events/s)", ["ingest", "raw produce"],
          [results["ingest_events_per_s"], results["broker_produce_per_s"]]),
-        ("Scoring (events/s)", ["scoring", "naive baseline", "raw consume"],
-         [results["scoring_events_per_s"], results["baseline_scoring_events_per_s"],
-          results["broker_consume_per_s"]]),
+        ("Scoring (events per CPU-second)",
+         ["scoring", "naive\nbaseline", "Faust +\ntable write", "Faust\nalone"],
+         [results["scoring_events_per_cpu_s"], results["baseline_events_per_cpu_s"],
+          results["table_faust_events_per_cpu_s"], results["noop_faust_events_per_cpu_s"]]),
         ("Re-score 220k (s)", ["full re-score", "one ONNX call"],
          [results["rescore_220k_s"], results["single_onnx_call_220k_s"]]),
     ]  # fmt: skip
     for axis, (title, labels, values) in zip(axes, pairs, strict=True):
-        bars = axis.bar(labels, values, color=["#1d70b8", "#b1b4b6", "#505a5f"][: len(values)])
+        colours = ["#1d70b8", "#b1b4b6", "#505a5f", "#0b0c0c"]
+        bars = axis.bar(labels, values, color=colours[: len(values)])
         axis.set_title(title)
         axis.set_yscale("log")
         axis.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.2f}" for v in values])
     machine = results["machine"]
     figure.suptitle(
         f"proactive bench ({machine['mode']}) on {machine['cpus']} cores, "
-        f"Python {machine['python']}; latency p50/p99 to score "
-        f"{results['e2e_latency_ms_p50']}/{results['e2e_latency_ms_p99']} ms at 1,000 events/s"
+        f"Python {machine['python']}; at 1,000 events/s, scoring p50/p99 "
+        f"{results['scoring_latency_ms_p50']}/{results['scoring_latency_ms_p99']} ms, "
+        f"source change to score {results['e2e_latency_ms_p50']}/{results['e2e_latency_ms_p99']} ms"
     )
     figure.tight_layout()
     chart_path = folder / "results.png"
