@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from shared import metrics
 from shared.codec import UndecodableEvent, decode, encode, message_key
+from shared.settings import CommonSettings
 from shared.telemetry import context_from_headers
 from shared.topics import ALL_TOPICS, Topic
 
@@ -111,6 +112,7 @@ async def consume_records(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_wait_ms=CommonSettings().kafka_fetch_max_wait_ms,
         **CONSUMER_GROUP_TIMEOUTS,
     )
     await consumer.start()

@@ -23,6 +23,15 @@ class CommonSettings(BaseSettings):
     traces_to_file: bool = Field(
         True, description="Write spans to <data_dir>/traces/<service>.jsonl (embedded default)"
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="How long a consumer's fetch may wait at the broker for records. Apache "
+        "Kafka answers as soon as a record arrives, so this only bounds idle polling; the "
+        "embedded broker answers only when the wait is over, so there it is the delay of "
+        "every hop (the embedded stack sets 20)",
+    )
     log_level: str = "INFO"
     bind_host: str = Field(
         "127.0.0.1", description="Address the HTTP services listen on (0.0.0.0 in a container)"

@@ -79,6 +79,9 @@ class Stack:
             # Tansu under-reports end offsets; Faust's recovery check would then fail falsely.
             "PROACTIVE_SCORING_RECOVERY_CONSISTENCY_CHECK": "false",
             "PROACTIVE_SCORING_CHANGELOG_BATCHING": "false",  # the Tansu end-offset defect
+            # Tansu answers a fetch only when its wait is over, not when a record arrives:
+            # the wait is the delay of every hop, so keep it short.
+            "PROACTIVE_KAFKA_FETCH_MAX_WAIT_MS": "20",
             **self.extra_env,
         }
 

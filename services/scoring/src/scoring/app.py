@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import faust
 
+from scoring.adapters.faust_transport import transport_with_fetch_wait
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.adapters.publisher import BatchPublisher
 from scoring.entrypoints.agents import register_agents
@@ -74,6 +75,11 @@ def build_app(
         web_bind=settings.bind_host,
         web_host=settings.bind_host,
     )
+    # Faust's fixed fetch wait would delay every event on the embedded broker (see the
+    # adapter); set before anything asks the app for its transport.
+    app.transport = transport_with_fetch_wait(settings.kafka_fetch_max_wait_ms)(
+        app.conf.broker_consumer, app
+    )
     events_topic = app.topic(
         RESIDENT_EVENTS.name,
         partitions=RESIDENT_EVENTS.partitions,
@@ -109,10 +115,9 @@ def build_app(
         shadow=ModelRegistry.candidates(settings.scoring_shadow_models_dir),
         hysteresis_delta=settings.scoring_hysteresis_delta,
         batch_size=settings.scoring_batch_size,
+        max_wait_s=settings.scoring_batch_max_wait_s,
     )
-    agent = register_agents(
-        app, events_topic, optouts_topic, service, flush_every_s=settings.scoring_batch_max_wait_s
-    )
+    agent = register_agents(app, events_topic, optouts_topic, service)
     register_pages(app, service, settings.service_token)
     register_drift(app, service)
     return ScoringApp(app=app, service=service, table=table, agent=agent)
