@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -14,7 +15,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from scoring.adapters.onnx_models import ModelRegistry
 from scoring.domain.features import FEATURE_NAMES
 from scoring.domain.state import read_stored
-from scoring.handlers import Outgoing, ScoringService
+from scoring.handlers import PUBLISH_AHEAD, Outgoing, ScoringService
 from scoring.settings import DEFAULT_MODELS_DIR
 from shared.codec import decode, encode
 from shared.events import ResidentFlagsChanged, RiskScored
@@ -33,6 +34,7 @@ class Harness:
         self.trace_ids: list[int] = []
         self.acknowledged: list[Any] = []
         self.fail_next_publish = False
+        self.acknowledged_when_publish_failed: list[Any] | None = None
         self.service = ScoringService(
             self.table, MODELS, self._publish, acknowledge=self._acknowledge, **options
         )
@@ -40,6 +42,7 @@ class Harness:
     async def _publish(self, records: Sequence[Outgoing]) -> None:
         if self.fail_next_publish:
             self.fail_next_publish = False
+            self.acknowledged_when_publish_failed = list(self.acknowledged)
             raise ConnectionError("the broker went away")
         self.records.extend(records)
         for record in records:
@@ -190,10 +193,51 @@ async def test_events_are_acknowledged_only_once_their_scores_are_published(
         await harness.service.record(encode(event), receipt=n)
     assert harness.acknowledged == []  # queued, not yet out
     harness.fail_next_publish = True
-    with pytest.raises(ConnectionError):
-        await harness.service.flush()
-    assert harness.acknowledged == []  # a failed publish acknowledges nothing
-    assert harness.published == []
+    # The first attempt fails; the sender tries again and the broker takes the batch.
+    await harness.service.flush()
+    assert harness.acknowledged_when_publish_failed == []  # a failed publish acknowledges nothing
+    assert len(harness.published) == 3  # once each, not again for the failed attempt
+    assert harness.acknowledged == list(range(len(history)))
+
+
+@pytest.mark.unit
+async def test_the_stream_goes_on_while_a_batch_is_on_its_way_and_waits_when_too_many_are(
+    build: ModuleType,
+) -> None:
+    broker_answers = asyncio.Event()
+    sent: list[Sequence[Outgoing]] = []
+
+    async def slow_publish(records: Sequence[Outgoing]) -> None:
+        await broker_answers.wait()
+        sent.append(records)
+
+    acknowledged: list[Any] = []
+
+    async def acknowledge(receipts: Sequence[Any]) -> None:
+        acknowledged.extend(receipts)
+
+    service = ScoringService({}, MODELS, slow_publish, acknowledge=acknowledge, batch_size=1)
+    residents = [f"r_{n:032x}" for n in range(PUBLISH_AHEAD + 3)]
+    events = [
+        build.resident_event("people.residents", f"P{n}", build.person(88), resident_key=key)
+        for n, key in enumerate(residents)
+    ]
+    # Each event fills a batch of one; the first few are handed over without waiting.
+    for n, event in enumerate(events[: PUBLISH_AHEAD + 1]):
+        await asyncio.wait_for(service.record(encode(event), receipt=n), timeout=2)
+    assert sent == [] and acknowledged == []  # nothing has reached the broker yet
+    # With PUBLISH_AHEAD batches waiting (and one being sent), the next flush must wait.
+    blocked = asyncio.create_task(service.record(encode(events[PUBLISH_AHEAD + 1]), receipt=-1))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    broker_answers.set()
+    await asyncio.wait_for(blocked, timeout=2)
+    await service.flush()
+    # In order, each batch acknowledged only after it was published.
+    assert [decode(batch[0].value, RiskScored).resident_key for batch in sent] == residents[
+        : PUBLISH_AHEAD + 2
+    ]
+    assert acknowledged == [*range(PUBLISH_AHEAD + 1), -1]
 
 
 @pytest.mark.unit
@@ -287,3 +331,13 @@ async def test_shadow_candidates_score_the_same_batch_into_their_own_topic(
     served = next(s for s in harness.published if s.model == "falls")
     assert shadow[0].probability == served.probability  # the same model, the same features
     assert harness.service.stats.shadow_scores_emitted == 1
+
+
+@pytest.mark.unit
+async def test_an_event_waits_no_longer_than_the_batch_wait(build: ModuleType) -> None:
+    harness = Harness(batch_size=1000, max_wait_s=0.05)
+    await harness.service.record(encode(build.high_risk_history()[0]), receipt="first")
+    assert harness.published == [] and harness.acknowledged == []  # batching, for now
+    await asyncio.sleep(0.2)  # no flush called, no timer: the deadline the event set
+    assert len(harness.published) == 3
+    assert harness.acknowledged == ["first"]

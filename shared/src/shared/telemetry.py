@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -54,7 +55,8 @@ def _span_as_json_line(span: ReadableSpan) -> str:
         "links": ReadableSpan._format_links(span.links),
         "resource": _resource_as_dict(span.resource),
     }
-    return json.dumps(line) + os.linesep
+    # pydantic-core's serialiser: the same JSON (without spaces), in a third of the time.
+    return pydantic_core.to_json(line).decode() + os.linesep
 
 
 @functools.lru_cache(maxsize=16)

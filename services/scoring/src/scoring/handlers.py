@@ -13,6 +13,13 @@ call, and only when the broker has them are those events acknowledged, so that F
 commits their offsets. A worker killed in between gets the events again; the state says
 which features were last *published*, so they are scored again rather than forgotten.
 
+Publishing is pipelined: a flush hands its batch to one sender task, which publishes the
+batches in order (retrying while the broker is away) and then acknowledges them, so that
+the stream goes on to the next events during the round trip instead of waiting for it.
+At most `PUBLISH_AHEAD` batches wait to go out; the stream waits for room after that.
+Decisions (hysteresis, "were these features already scored?") see what has been handed to
+the sender; only what the broker has confirmed goes into a resident's stored state.
+
 Each resident's scores are sent inside one span parented to the trace of the event that
 triggered them (a batch mixes many traces, so the current context would be wrong).
 
@@ -78,6 +85,12 @@ RESCORE_BATCH = 5_000
 # was, small enough for any broker's message limit.
 DEAD_LETTER_KEEP_BYTES = 64 * 1024
 RESIDENT_COUNT_MAX_AGE_S = 2.0
+# Batches handed to the sender and not yet confirmed, before a flush waits for room.
+PUBLISH_AHEAD = 4
+# A failed publish is retried after this, doubling up to the cap: the events stay
+# unacknowledged meanwhile, so nothing is lost if the worker stops instead.
+PUBLISH_RETRY_FIRST_S = 0.2
+PUBLISH_RETRY_MAX_S = 10.0
 # Which source tables the flags are derived from, named on each flags event.
 FLAG_BASIS = {
     "deceased": ["people.residents", "health.hospital_discharges"],
@@ -149,6 +162,17 @@ class _Published:
     feature_hash: str | None = None
 
 
+@dataclass
+class _Outbound:
+    """One flush's records, what they publish per resident, and the events they settle."""
+
+    flush: int
+    records: list[Outgoing]
+    published: dict[str, _Published]
+    receipts: list[Any]
+    done: asyncio.Future[None]
+
+
 async def _acknowledge_nothing(_: Sequence[Any]) -> None:
     return None
 
@@ -165,6 +189,7 @@ class ScoringService:
         acknowledge: Acknowledge = _acknowledge_nothing,
         hysteresis_delta: float = 0.02,
         batch_size: int = 256,
+        max_wait_s: float = 0.01,
         worker: str | None = None,
     ) -> None:
         # Named on every score (a header), so that ops can tell which worker scored it.
@@ -178,13 +203,30 @@ class ScoringService:
         self.acknowledge = acknowledge
         self.hysteresis_delta = hysteresis_delta
         self.batch_size = batch_size
+        self.max_wait_s = max_wait_s
         self.stats = Stats()
         self.pending: dict[str, PendingScore] = {}
         self._outgoing: list[Outgoing] = []
         self._receipts: list[Any] = []
+        # Per resident: what the broker has confirmed (goes into the state with the
+        # resident's next event), and what has been handed to the sender (what decisions
+        # go by; never older than the confirmed).
         self._published: dict[str, _Published] = {}
+        self._sent: dict[str, _Published] = {}
+        # Which flush last added to a resident's `_sent`, and the last flush confirmed:
+        # once a resident's state holds everything confirmed and no later flush is on its
+        # way, their entries go.
+        self._sent_by_flush: dict[str, int] = {}
+        self._flushes_made = 0
+        self._flushes_confirmed = 0
         self._consumed_unreported = 0  # the events-in metric is added once per flush
         self._flushing = asyncio.Lock()
+        self._outbound: asyncio.Queue[_Outbound] = asyncio.Queue(maxsize=PUBLISH_AHEAD)
+        self._sender: asyncio.Task[None] | None = None
+        self._last_outbound: asyncio.Future[None] | None = None
+        # Set when something starts waiting for a flush, `max_wait_s` ahead.
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_flushes: set[asyncio.Task[int]] = set()
 
     async def record(self, value: bytes | None, receipt: Any = None) -> None:
         """Handle one record from `resident.events.v1`; flush if the batch is full.
@@ -200,7 +242,18 @@ class ScoringService:
         else:
             self._fold(event)
         if len(self.pending) >= self.batch_size or len(self._receipts) >= 4 * self.batch_size:
-            await self.flush()
+            await self.flush(wait=False)
+        elif self._deadline is None:
+            # This event (and whatever it queued) waits at most `max_wait_s` for a flush.
+            self._deadline = asyncio.get_running_loop().call_later(
+                self.max_wait_s, self._deadline_reached
+            )
+
+    def _deadline_reached(self) -> None:
+        self._deadline = None
+        flush = asyncio.create_task(self.flush(wait=False))
+        self._deadline_flushes.add(flush)  # a reference, until it is done
+        flush.add_done_callback(self._deadline_flushes.discard)
 
     def _fold(self, event: ResidentEventRecorded) -> None:
         key = event.resident_key
@@ -216,8 +269,8 @@ class ScoringService:
             self.stats.duplicates_ignored += 1
             # Redelivered after a crash, scores queued but never published are still owed.
             if key not in self.pending:
-                published = self._published.get(key)
-                last_hash = published.feature_hash if published else state.feature_hash
+                sent = self._sent.get(key)
+                last_hash = sent.feature_hash if sent else state.feature_hash
                 if self._queue_if_changed(event, state, last_hash):
                     self.stats.rescored_after_redelivery += 1
             return
@@ -230,10 +283,17 @@ class ScoringService:
         if published is not None:
             state.scores.update(published.scores)
             state.feature_hash = published.feature_hash or state.feature_hash
+            if self._sent_by_flush.get(key, 0) <= self._flushes_confirmed:
+                self._sent.pop(key, None)  # nothing newer is on its way
+                self._sent_by_flush.pop(key, None)
         self._update_flags(event, state)
-        pending = self.pending.get(key)
+        pending, sent = self.pending.get(key), self._sent.get(key)
         self._queue_if_changed(
-            event, state, pending.feature_hash if pending else state.feature_hash
+            event,
+            state,
+            pending.feature_hash
+            if pending
+            else (sent.feature_hash if sent and sent.feature_hash else state.feature_hash),
         )
         self.table[key] = stored_form(state.to_json())
 
@@ -296,16 +356,15 @@ class ScoringService:
         # The reason only: the record itself may hold anything.
         log.error("dead-lettered a record from %s: %s", topic, reason)
 
-    async def flush_if_waiting(self) -> int:
-        """Flush if anything is queued or waits to be acknowledged."""
-        if self.pending or self._outgoing or self._receipts:
-            return await self.flush()
-        return 0
-
-    async def flush(self) -> int:
-        """Score everything queued, publish it with anything else owed, then acknowledge
-        the events it came from. Returns how many scores were published."""
+    async def flush(self, *, wait: bool = True) -> int:
+        """Score everything queued and hand it, with anything else owed, to the sender,
+        which publishes it and then acknowledges the events it came from. With `wait`,
+        return once that (and everything handed over before it) is out. Returns how many
+        scores were made."""
         async with self._flushing:
+            if self._deadline is not None:  # this flush takes what it was set for
+                self._deadline.cancel()
+                self._deadline = None
             batch = list(self.pending.values())
             self.pending.clear()
             outgoing, self._outgoing = self._outgoing, []
@@ -317,15 +376,52 @@ class ScoringService:
                 self._consumed_unreported = 0
             published: dict[str, _Published] = {}
             scores = self._score(batch, outgoing, published) if batch else 0
-            if outgoing:
-                await self.publish(outgoing)
+            self._flushes_made += 1
             for key, done in published.items():
-                held = self._published.setdefault(key, _Published())
-                held.scores.update(done.scores)
-                held.feature_hash = done.feature_hash
-            if receipts:
-                await self.acknowledge(receipts)
-            return scores
+                _merge(self._sent, key, done)
+                self._sent_by_flush[key] = self._flushes_made
+            if outgoing or receipts or published:
+                outbound = _Outbound(
+                    self._flushes_made,
+                    outgoing,
+                    published,
+                    receipts,
+                    asyncio.get_running_loop().create_future(),
+                )
+                if self._sender is None or self._sender.done():
+                    self._sender = asyncio.create_task(self._send_in_order())
+                await self._outbound.put(outbound)  # waits while PUBLISH_AHEAD are waiting
+                self._last_outbound = outbound.done
+            last = self._last_outbound
+        if wait and last is not None:
+            await asyncio.shield(last)
+        return scores
+
+    async def _send_in_order(self) -> None:
+        """The one sender: each batch published (retried until the broker takes it), its
+        results confirmed, its events acknowledged, in the order the flushes made them."""
+        while True:
+            outbound = await self._outbound.get()
+            delay = PUBLISH_RETRY_FIRST_S
+            while outbound.records:
+                try:
+                    await self.publish(outbound.records)
+                    break
+                except Exception as error:  # the broker away, or refusing: try again
+                    log.warning(
+                        "publishing %d records failed (%s); retrying in %.1f s",
+                        len(outbound.records),
+                        error,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(PUBLISH_RETRY_MAX_S, delay * 2)
+            for key, done in outbound.published.items():
+                _merge(self._published, key, done)
+            self._flushes_confirmed = outbound.flush
+            if outbound.receipts:
+                await self.acknowledge(outbound.receipts)
+            outbound.done.set_result(None)
 
     def _score(
         self,
@@ -345,7 +441,7 @@ class ScoringService:
         for row, item in enumerate(batch):
             messages: list[bytes] = []
             bands: dict[str, str] = {}
-            last = self._published.get(item.resident_key)
+            last = self._sent.get(item.resident_key)
             for name, (probabilities, contributions) in results.items():
                 model = self.models.models[name]
                 probability = float(probabilities[row])
@@ -426,6 +522,8 @@ class ScoringService:
         self.table[event.resident_key] = stored_form({OPTED_OUT: True})
         self.pending.pop(event.resident_key, None)
         self._published.pop(event.resident_key, None)
+        self._sent.pop(event.resident_key, None)
+        self._sent_by_flush.pop(event.resident_key, None)
         self.stats.opt_outs += 1
 
     async def rescore_all(self, run_id: uuid.UUID) -> int:
@@ -440,7 +538,7 @@ class ScoringService:
                 state = ResidentState.from_json(stored)
                 if "deceased" in state.flags or not can_be_scored(state):
                     continue
-                last = self._published.get(key)
+                last = self._sent.get(key)
                 if last is not None:
                     state.scores.update(last.scores)
                 vector = feature_vector(state)
@@ -449,7 +547,7 @@ class ScoringService:
                 )
                 queued += 1
                 if len(self.pending) >= RESCORE_BATCH:
-                    await self.flush()
+                    await self.flush(wait=False)
             await self.flush()
         self.stats.rescored += queued
         return queued
@@ -477,6 +575,13 @@ class ScoringService:
                 count = -1
             self._residents_counted = (time.monotonic(), count)
         return count
+
+
+def _merge(held: dict[str, _Published], key: str, done: _Published) -> None:
+    """Add one resident's newly published scores (and feature hash) to a view of them."""
+    view = held.setdefault(key, _Published())
+    view.scores.update(done.scores)
+    view.feature_hash = done.feature_hash or view.feature_hash
 
 
 def risk_scored_json(

@@ -30,7 +30,11 @@ class ScoringSettings(CommonSettings):
         256, ge=1, description="Score as soon as this many residents wait"
     )
     scoring_batch_max_wait_s: float = Field(
-        0.05, gt=0.0, description="...or when this long has passed, whichever comes first"
+        0.01,
+        gt=0.0,
+        le=5.0,
+        description="...or when the first event waiting has waited this long, whichever "
+        "comes first (the bound on what batching adds to an event's latency)",
     )
     scoring_changelog_batching: bool = Field(
         True,

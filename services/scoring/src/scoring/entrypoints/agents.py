@@ -20,8 +20,6 @@ def register_agents(
     events: faust.TopicT,
     optouts: faust.TopicT,
     service: ScoringService,
-    *,
-    flush_every_s: float,
 ) -> faust.types.AgentT:
     @app.agent(events, name="score-resident-events")
     async def score_resident_events(stream: faust.StreamT[Any]) -> None:
@@ -58,11 +56,6 @@ def register_agents(
             finally:
                 otel_context.detach(token)
                 span.end()
-            if unacknowledged.channel.empty():
-                # Nothing else has arrived: score what is queued now instead of at the
-                # next tick. Under load the queue is rarely empty and batches grow by
-                # themselves (up to the batch size); in a lull an event waits for no timer.
-                await service.flush_if_waiting()
 
     @app.agent(optouts, name="forget-opted-out-residents")
     async def forget_opted_out_residents(stream: faust.StreamT[Any]) -> None:
@@ -76,10 +69,6 @@ def register_agents(
         service.models.reload()
         if service.shadow is not None:
             service.shadow.refresh()
-
-    @app.timer(interval=flush_every_s, name="flush-scores")
-    async def flush_scores() -> None:
-        await service.flush()
 
     return score_resident_events
 
