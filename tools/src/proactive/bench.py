@@ -395,62 +395,25 @@ def latencies_ms(sent: dict[str, float], arrived: dict[str, list[float]]) -> lis
 # 2. Scoring beside its references ------------------------------------------------------
 
 
-def two_scoring_workers(
-    stack: Stack, data_dir: Path, key: str, changes: list[SourceChange], published: int
-) -> dict[str, Any]:
-    """A second worker joins the group; the partitions are shared; a second batch goes in
-    and the two workers' rate is measured together; then the second one leaves."""
-    port = free_port()
-    env = {**stack.env, "PROACTIVE_DATA_DIR": str(data_dir), "PROACTIVE_SCORING_PORT": str(port)}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    second = _start("scoring", env, data_dir / "scoring.log")
-    urls = [stack.ports.url("scoring"), f"http://127.0.0.1:{port}"]
-    pids = [stack.processes["scoring"].pid, second.pid]
-    ingest_url = stack.ports.url("ingest")
+async def latest_value_bytes(bootstrap: str) -> int:
+    """The mean size of each key's latest value in scoring's state changelog."""
+    from scoring.app import STATE_CHANGELOG  # Faust's, imported only when measuring
 
-    def consumed() -> int:
-        return sum(int(_get_json(f"{url}/stats").get("events_consumed", 0)) for url in urls)
-
-    def shared_out() -> bool:
-        held = [_get_json(f"{url}/stats").get("partitions") or [] for url in urls]
-        return all(held) and sum(map(len, held)) == RESIDENT_EVENTS.partitions
-
-    try:
-        wait_until(
-            lambda: shared_out() and all(_answers_ready(url) for url in urls),
-            180,
-            "two workers to share the partitions",
-        )
-        before = consumed()
-        asyncio.run(post_all(ingest_url, key, changes, batch=1000, workers=3))
-        wait_until(lambda: consumed() > before, 120, "the two workers to start on the batch")
-        first, started_at = time.perf_counter(), consumed()
-        cpu_before = sum(_cpu_seconds(pid) for pid in pids)
-        wait_until(
-            lambda: _get_json(f"{ingest_url}/stats").get("outbox_pending") == 0,
-            300,
-            "ingest to publish the second batch",
-        )
-        newly_published = int(_get_json(f"{ingest_url}/stats")["published"]) - published
-        target = before + newly_published
-        wait_until(lambda: consumed() >= target, 900, "two workers to consume the batch")
-        seconds = time.perf_counter() - first
-        cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
-    finally:
-        _stop(second)
-    # The first worker takes every partition back before anything else is measured.
-    wait_until(
-        lambda: (
-            len(_get_json(f"{urls[0]}/stats").get("partitions") or []) == RESIDENT_EVENTS.partitions
-            and _answers_ready(urls[0])
-        ),
-        180,
-        "the first worker to take its partitions back",
-    )
-    return {
-        "scoring_two_workers_events_per_s": round((target - started_at) / seconds),
-        "scoring_two_workers_events_per_cpu_s": round((target - started_at) / max(0.01, cpu)),
-    }
+    topic = STATE_CHANGELOG.name
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partitions = [TopicPartition(topic, p) for p in range(RESIDENT_EVENTS.partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    latest: dict[bytes | None, int] = {}
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 1.5:
+        for records in (await consumer.getmany(timeout_ms=300)).values():
+            for record in records:
+                quiet_since = time.monotonic()
+                latest[record.key] = len(record.value or b"")
+    await consumer.stop()
+    return round(sum(latest.values()) / max(1, len(latest)))
 
 
 def reference_rate(mode: str, count: int, bootstrap: str, work: Path) -> tuple[int, int]:
@@ -504,10 +467,9 @@ def run(quick: bool) -> dict[str, Any]:
     )
     with progress:
         step = progress.add_task("Preparing synthetic events", total=7)
-        changes = synthetic_changes(2 * sizes["ingest"] + 1000 * sizes["latency_s"] + 1000)
+        changes = synthetic_changes(sizes["ingest"] + 1000 * sizes["latency_s"] + 1000)
         ingest_changes = changes[: sizes["ingest"]]
-        second_batch = changes[sizes["ingest"] : 2 * sizes["ingest"]]
-        latency_changes = changes[2 * sizes["ingest"] :][: 1000 * sizes["latency_s"]]
+        latency_changes = changes[sizes["ingest"] :][: 1000 * sizes["latency_s"]]
         progress.advance(step)
 
         progress.update(step, description="Starting the embedded stack")
@@ -576,17 +538,14 @@ def run(quick: bool) -> dict[str, Any]:
             residents = max(1, int(counters.get("residents", 1)))
             results["scoring_residents"] = residents
             results["scoring_rss_bytes"] = _rss_bytes(stack.processes["scoring"].pid)
+            # The state itself: each resident's latest value in the state changelog.
+            results["state_bytes_per_resident"] = asyncio.run(latest_value_bytes(bootstrap))
+            # And what it takes on disk: the RocksDB folder (write-ahead log, versions not
+            # yet compacted away) divided by residents.
             state_dir = work / "stack" / "scoring" / "faust"
             state_bytes = sum(f.stat().st_size for f in state_dir.rglob("*") if f.is_file())
             results["bytes_per_resident"] = round(state_bytes / residents)
             results["rss_bytes_per_resident"] = round(results["scoring_rss_bytes"] / residents)
-            progress.update(step, description="Scoring with a second worker")
-            published_so_far = int(_get_json(f"{ingest_url}/stats")["published"])
-            results.update(
-                two_scoring_workers(
-                    stack, work / "scoring-2", key, second_batch, published=published_so_far
-                )
-            )
             for process in downstream:
                 process.send_signal(signal.SIGCONT)
             # Let outreach and notify catch up before latency is measured.
