@@ -3,11 +3,23 @@ PostgreSQL when the service's `*_DATABASE_URL` setting names one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
+
+T = TypeVar("T")
+# Values bound in one `IN (...)`: well inside every database's limit on bound parameters.
+IN_CHUNK = 500
+
+
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """`values` in slices small enough for one `IN (...)` clause each."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def database_url(explicit: str | None, data_dir: Path, service: str) -> str:

@@ -154,7 +154,7 @@ def context_from_headers(headers: KafkaHeaders | None) -> otel_context.Context:
     `traceparent_header` writes it: the propagator API costs several times as much, which
     counts once per event in a worker taking thousands a second. Anything else goes through
     the configured propagator."""
-    if headers and len(headers) <= 4:
+    if headers:
         fast = _context_from_traceparent_only(headers)
         if fast is not None:
             return fast

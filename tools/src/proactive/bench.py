@@ -38,6 +38,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from proactive.borough import demo_stream
 from proactive.broker import free_port
+from proactive.simulate import every_record
 from proactive.stack import Ports, Stack
 from shared.inbound import SourceChange
 from shared.kafka import ensure_topics
@@ -310,28 +311,18 @@ async def offered_load(
     return sent
 
 
-async def record_times(bootstrap: str, topic: str, partitions: int) -> dict[str, float]:
+async def record_times(bootstrap: str, topic: str) -> dict[str, float]:
     """Event id → when the record was appended (its Kafka timestamp, epoch seconds)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    assigned = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(assigned)
-    await consumer.seek_to_beginning(*assigned)
-    found: dict[str, float] = {}
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < 1.5:
-        for records in (await consumer.getmany(timeout_ms=300)).values():
-            for record in records:
-                quiet_since = time.monotonic()
-                found[json.loads(record.value)["event_id"]] = record.timestamp / 1000
-    await consumer.stop()
-    return found
+    return {
+        json.loads(record.value)["event_id"]: record.timestamp / 1000
+        async for record in every_record(bootstrap, [topic])
+    }
 
 
 async def scoring_hop_ms(bootstrap: str, triggered: dict[str, float]) -> list[float]:
     """Scoring's own latency: from an event's append to resident.events.v1 to the append of
     the score it triggered to risk.scores.v1 (both Kafka timestamps, one clock)."""
-    appended = await record_times(bootstrap, RESIDENT_EVENTS.name, RESIDENT_EVENTS.partitions)
+    appended = await record_times(bootstrap, RESIDENT_EVENTS.name)
     return [
         (scored_at - appended[event_id]) * 1000
         for event_id, scored_at in triggered.items()
@@ -399,20 +390,10 @@ async def latest_value_bytes(bootstrap: str) -> int:
     """The mean size of each key's latest value in scoring's state changelog."""
     from scoring.app import STATE_CHANGELOG  # Faust's, imported only when measuring
 
-    topic = STATE_CHANGELOG.name
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    partitions = [TopicPartition(topic, p) for p in range(RESIDENT_EVENTS.partitions)]
-    consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
-    latest: dict[bytes | None, int] = {}
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < 1.5:
-        for records in (await consumer.getmany(timeout_ms=300)).values():
-            for record in records:
-                quiet_since = time.monotonic()
-                latest[record.key] = len(record.value or b"")
-    await consumer.stop()
+    latest = {
+        record.key: len(record.value or b"")
+        async for record in every_record(bootstrap, [STATE_CHANGELOG.name])
+    }
     return round(sum(latest.values()) / max(1, len(latest)))
 
 

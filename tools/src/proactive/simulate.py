@@ -119,14 +119,16 @@ def wait_until_idle(
     raise TimeoutError(f"the pipeline did not settle in {timeout_s:.0f}s; last counts: {last}")
 
 
-async def every_record(bootstrap: str) -> AsyncIterator[ConsumerRecord]:
-    """Every record of every topic on the broker, from the beginning, until a second passes
-    with nothing new (the end is judged by reading, not by the reported end offset, which
-    the embedded broker under-reports)."""
+async def every_record(
+    bootstrap: str, topics: Iterable[str] | None = None
+) -> AsyncIterator[ConsumerRecord]:
+    """Every record of every topic on the broker (or of `topics`), from the beginning,
+    until a second passes with nothing new (the end is judged by reading, not by the
+    reported end offset, which the embedded broker under-reports)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        topics = sorted(await consumer.topics())
+        topics = sorted(topics if topics is not None else await consumer.topics())
         partitions = [
             TopicPartition(topic, partition)
             for topic in topics

@@ -24,6 +24,7 @@ from ingest.adapters.store import Approval, ParkedChange, RecordLink, Rejection,
 from ingest.domain.debezium import InvalidCdc, change_from_envelope, unwrap
 from ingest.domain.mapping import InvalidRow, SourceMapping, years_between
 from shared import metrics
+from shared.database import in_chunks
 from shared.events import EventRejected, ResidentEventRecorded, TaskChanged
 from shared.inbound import SourceChange
 from shared.outbox import OutboxEntry, current_traceparent, outbox_entry, outbox_row
@@ -31,7 +32,6 @@ from shared.pseudonymise import age_band, resident_key
 from shared.topics import INGEST_REJECTED, RESIDENT_EVENTS
 
 EVENT_ID_NAMESPACE = uuid.UUID("5b0f6a34-3c0e-4d4b-9d55-0b5c1f2f7e11")
-CHUNK = 500  # stay well inside every database's limit on bound parameters
 OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
 LINKS: Table = RecordLink.__table__  # type: ignore[attr-defined]
 VAULT: Table = VaultEntry.__table__  # type: ignore[attr-defined]
@@ -370,7 +370,7 @@ class _Batch:
                 self.connection.execute(statement, rows)
         if self.parked_rows:
             self.connection.execute(insert(PARKED), self.parked_rows)
-        for chunk in _chunks(sorted(self.released_parked_ids)):
+        for chunk in in_chunks(sorted(self.released_parked_ids)):
             self.connection.execute(delete(PARKED).where(PARKED.c.id.in_(chunk)))
         if self.outbox_rows:
             self.connection.execute(_upsert(dialect, OUTBOX, ["event_id"], []), self.outbox_rows)
@@ -408,11 +408,6 @@ def _by_table(pairs: set[tuple[str, str]]) -> dict[str, list[str]]:
     for table_name, record_key in sorted(pairs):
         keys.setdefault(table_name, []).append(record_key)
     return keys
-
-
-def _chunks(items: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 def accept_changes(

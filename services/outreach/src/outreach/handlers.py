@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ from outreach.domain.policy import (
     week_start,
 )
 from shared import metrics
+from shared.database import in_chunks
 from shared.events import (
     LetterSent,
     Reason,
@@ -90,15 +91,8 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def _already_processed(session: Session, event_id: uuid.UUID, consumer: str) -> bool:
-    seen = session.exec(
-        select(ProcessedEvent).where(
-            ProcessedEvent.event_id == str(event_id), ProcessedEvent.consumer == consumer
-        )
-    ).first()
-    if seen:
-        return True
-    session.add(ProcessedEvent(event_id=str(event_id), consumer=consumer))
-    return False
+    """Whether this event was taken before; records it as taken if not."""
+    return not _not_yet_processed(session, [str(event_id)], consumer)
 
 
 def _audit(
@@ -214,7 +208,7 @@ def _not_yet_processed(session: Session, event_ids: list[str], consumer: str) ->
     """The positions of the events not taken before (the first of any repeated within the
     list); records them as taken, in the caller's transaction."""
     seen: set[str] = set()
-    for chunk in _chunks(sorted(set(event_ids))):
+    for chunk in in_chunks(sorted(set(event_ids))):
         seen.update(
             session.exec(
                 select(ProcessedEvent.event_id).where(
@@ -235,11 +229,6 @@ def _not_yet_processed(session: Session, event_ids: list[str], consumer: str) ->
     return fresh
 
 
-def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 class _ScoreBatch:
     """One transaction's scores: the state they need, read once, and kept up to date as
     each score is taken, so that each decides as if the ones before it had committed."""
@@ -252,7 +241,7 @@ class _ScoreBatch:
         keys = sorted({s.resident_key for s in scores if acts_on(s, policy)})
         self.tasks: dict[str, list[Task]] = {key: [] for key in keys}
         self.flags: dict[str, set[str]] = {key: set() for key in keys}
-        for chunk in _chunks(keys):
+        for chunk in in_chunks(keys):
             for task in session.exec(select(Task).where(col(Task.resident_key).in_(chunk))):
                 self.tasks[task.resident_key].append(task)
             for key, flag in session.exec(
@@ -397,7 +386,7 @@ class _ScoredResidents:
     def __init__(self, session: Session, keys: list[str]) -> None:
         self.session = session
         self.known: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(keys):
+        for chunk in in_chunks(keys):
             for key, *values in session.execute(
                 select_columns(
                     col(ScoredResident.resident_key),

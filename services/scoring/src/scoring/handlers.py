@@ -154,12 +154,15 @@ class PendingScore:
 
 @dataclass
 class _Published:
-    """What was published for a resident since their state was last written. A flush may
-    run on a timer, outside stream iteration, where Faust refuses table writes; so this
-    waits here and goes into the state with the resident's next event."""
+    """What was published (or handed to the sender) for a resident since their state was
+    last written. Flushes run outside stream iteration, where Faust refuses table writes;
+    so this waits here and goes into the state with the resident's next event."""
 
     scores: dict[str, tuple[float, str]] = field(default_factory=dict)
     feature_hash: str | None = None
+    # The flush that last added to it: once that flush is confirmed, nothing newer for
+    # the resident is on its way.
+    flush: int = 0
 
 
 @dataclass
@@ -213,10 +216,6 @@ class ScoringService:
         # go by; never older than the confirmed).
         self._published: dict[str, _Published] = {}
         self._sent: dict[str, _Published] = {}
-        # Which flush last added to a resident's `_sent`, and the last flush confirmed:
-        # once a resident's state holds everything confirmed and no later flush is on its
-        # way, their entries go.
-        self._sent_by_flush: dict[str, int] = {}
         self._flushes_made = 0
         self._flushes_confirmed = 0
         self._consumed_unreported = 0  # the events-in metric is added once per flush
@@ -268,11 +267,10 @@ class ScoringService:
         if outcome is Outcome.DUPLICATE:
             self.stats.duplicates_ignored += 1
             # Redelivered after a crash, scores queued but never published are still owed.
-            if key not in self.pending:
-                sent = self._sent.get(key)
-                last_hash = sent.feature_hash if sent else state.feature_hash
-                if self._queue_if_changed(event, state, last_hash):
-                    self.stats.rescored_after_redelivery += 1
+            if key not in self.pending and self._queue_if_changed(
+                event, state, self._last_hash(key, state)
+            ):
+                self.stats.rescored_after_redelivery += 1
             return
         if outcome is Outcome.STALE:
             self.stats.stale_ignored += 1
@@ -283,19 +281,21 @@ class ScoringService:
         if published is not None:
             state.scores.update(published.scores)
             state.feature_hash = published.feature_hash or state.feature_hash
-            if self._sent_by_flush.get(key, 0) <= self._flushes_confirmed:
-                self._sent.pop(key, None)  # nothing newer is on its way
-                self._sent_by_flush.pop(key, None)
+            sent = self._sent.get(key)
+            if sent is not None and sent.flush <= self._flushes_confirmed:
+                del self._sent[key]  # the state now holds it, and nothing newer is on its way
         self._update_flags(event, state)
-        pending, sent = self.pending.get(key), self._sent.get(key)
-        self._queue_if_changed(
-            event,
-            state,
-            pending.feature_hash
-            if pending
-            else (sent.feature_hash if sent and sent.feature_hash else state.feature_hash),
-        )
+        self._queue_if_changed(event, state, self._last_hash(key, state))
         self.table[key] = stored_form(state.to_json())
+
+    def _last_hash(self, key: str, state: ResidentState) -> str | None:
+        """The features last queued, handed to the sender or published for the resident:
+        an event that leaves them as they are needs no new scores."""
+        pending = self.pending.get(key)
+        if pending is not None:
+            return pending.feature_hash
+        sent = self._sent.get(key)
+        return sent.feature_hash if sent and sent.feature_hash else state.feature_hash
 
     def _update_flags(self, event: ResidentEventRecorded, state: ResidentState) -> None:
         flags = source_flags(state)
@@ -378,8 +378,7 @@ class ScoringService:
             scores = self._score(batch, outgoing, published) if batch else 0
             self._flushes_made += 1
             for key, done in published.items():
-                _merge(self._sent, key, done)
-                self._sent_by_flush[key] = self._flushes_made
+                _merge(self._sent, key, done).flush = self._flushes_made
             if outgoing or receipts or published:
                 outbound = _Outbound(
                     self._flushes_made,
@@ -523,7 +522,6 @@ class ScoringService:
         self.pending.pop(event.resident_key, None)
         self._published.pop(event.resident_key, None)
         self._sent.pop(event.resident_key, None)
-        self._sent_by_flush.pop(event.resident_key, None)
         self.stats.opt_outs += 1
 
     async def rescore_all(self, run_id: uuid.UUID) -> int:
@@ -577,11 +575,12 @@ class ScoringService:
         return count
 
 
-def _merge(held: dict[str, _Published], key: str, done: _Published) -> None:
+def _merge(held: dict[str, _Published], key: str, done: _Published) -> _Published:
     """Add one resident's newly published scores (and feature hash) to a view of them."""
     view = held.setdefault(key, _Published())
     view.scores.update(done.scores)
     view.feature_hash = done.feature_hash or view.feature_hash
+    return view
 
 
 def risk_scored_json(
